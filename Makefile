@@ -1,0 +1,50 @@
+# stepwise: `make dev` runs the whole service locally, `make test` runs every check.
+SHELL := /bin/bash
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
+# Lambda runs python3.13; fall back to 3.12 where 3.13 is missing.
+PYTHON ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.13*/bin/python3.13) $(shell command -v python3.13) \
+                      $(wildcard $(PYENV_ROOT)/versions/3.12*/bin/python3.12) $(shell command -v python3.12))
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+PORT ?= 3000
+
+.PHONY: dev test lint typecheck template unit integration bench clean
+
+$(VENV)/.installed: requirements-dev.txt layers/stepwise/requirements.txt pyproject.toml
+	@test -n "$(PYTHON)" || { echo "stepwise needs Python 3.13 (or 3.12); none was found"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q -r requirements-sam.txt
+	touch $@
+
+dev: $(VENV)/.installed
+	PORT=$(PORT) $(VENV)/bin/stepwise dev --port $(PORT)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+template: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(SAM) validate --lint
+	$(SAM) build --cached --parallel >/dev/null
+	@echo "template: sam validate --lint and sam build passed"
+
+test: lint typecheck template
+	$(VENV)/bin/pytest -n 2 --dist loadfile
+
+bench: $(VENV)/.installed
+	$(PY) bench/run_workflow.py --nodes 10 --nodes 100
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

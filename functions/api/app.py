@@ -1,0 +1,224 @@
+"""The HTTP API (API Gateway HTTP API, payload 2.0): thin routes over ``stepwise.service``.
+
+Each route parses, calls one use case and shapes the answer; every rule lives in the shared package.
+Errors are domain exceptions mapped to status codes in one place (``_domain_error``).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from stepwise.errors import StepwiseError
+from stepwise.identity import Caller, caller_from_claims
+from stepwise.models.agent import AgentInput, AgentView
+from stepwise.models.envelopes import (
+    DataEnvelope,
+    DataMessageEnvelope,
+    ListEnvelope,
+    MessageEnvelope,
+    StartedExecution,
+)
+from stepwise.models.execution import ExecutionState, ExecutionSummary, WorkflowExecution
+from stepwise.models.workflow import StartExecutionRequest, WorkflowDefinition, WorkflowView
+from stepwise.observability import logger, metrics, tracer
+from stepwise.service import agents, executions, workflows
+from stepwise.settings import get_settings
+from stepwise.store import Store
+
+app = APIGatewayHttpResolver(enable_validation=True)
+app.enable_swagger(path="/api/docs", openapi_version="3.1.0", title="stepwise API", version="1.0.0")
+
+Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
+Cursor = Annotated[str | None, Query(description="the nextCursor of the previous page")]
+
+
+@cache
+def _store(table: str) -> Store:
+    return Store(table)
+
+
+def store() -> Store:
+    return _store(get_settings().table_name)
+
+
+def caller() -> Caller:
+    claims = app.current_event.request_context.authorizer.jwt_claim if app.current_event.request_context else None
+    return caller_from_claims(claims)
+
+
+def _json(status: HTTPStatus, body: Any) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+@app.exception_handler(StepwiseError)
+def _domain_error(error: StepwiseError) -> Response[Any]:
+    if error.status_code >= 500:
+        logger.exception("request failed")
+    return _json(HTTPStatus(error.status_code), {"success": False, "error": error.message})
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(error: RequestValidationError) -> Response[Any]:
+    problems = []
+    for detail in error.errors():
+        location = [str(part) for part in detail.get("loc", ()) if part not in ("body", "query", "path", "header")]
+        message = str(detail.get("msg", "invalid")).removeprefix("Value error, ")
+        if detail.get("type") == "json_invalid":
+            problems.append("request body is not valid JSON")
+            continue
+        problems.append(f"{'.'.join(location)}: {message}" if location else message)
+    return _json(HTTPStatus.BAD_REQUEST, {"success": False, "error": "; ".join(problems) or "invalid request"})
+
+
+@app.not_found
+def _no_route(_: Exception) -> Response[Any]:
+    event = app.current_event
+    return _json(HTTPStatus.NOT_FOUND, {"success": False, "error": f"No route {event.http_method} {event.path}"})
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response[Any]:
+    logger.exception("unexpected error")
+    return _json(HTTPStatus.INTERNAL_SERVER_ERROR, {"success": False, "error": "Internal server error"})
+
+
+# --- executions (the seed contract) -------------------------------------------------------------
+
+
+@app.post("/api/workflows/execute/<workflowId>", tags=["executions"])
+def start_execution(
+    workflowId: str,
+    body: Annotated[StartExecutionRequest | None, Body()] = None,
+    idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=200)] = None,
+) -> Response[DataMessageEnvelope[StartedExecution]]:
+    variables = body.variables if body else {}
+    execution_id = executions.start(store(), get_settings(), caller(), workflowId, variables, idempotency_key)
+    metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=1)
+    data = StartedExecution(workflowId=workflowId, executionId=execution_id)
+    return _json(
+        HTTPStatus.ACCEPTED,
+        DataMessageEnvelope(data=data, message="Workflow execution initiated successfully"),
+    )
+
+
+@app.get("/api/workflows/execute/<executionId>", tags=["executions"])
+def get_execution(executionId: str) -> DataEnvelope[WorkflowExecution]:
+    return DataEnvelope(data=executions.get(store(), caller(), executionId))
+
+
+@app.delete("/api/workflows/execute/<executionId>", tags=["executions"])
+def cancel_execution(executionId: str) -> MessageEnvelope:
+    executions.cancel(store(), get_settings(), caller(), executionId)
+    metrics.add_metric(name="ExecutionsCanceled", unit=MetricUnit.Count, value=1)
+    return MessageEnvelope(message=f"Execution {executionId} canceled")
+
+
+@app.post("/api/workflows/execute/<executionId>/pause", tags=["executions"])
+def pause_execution(executionId: str) -> MessageEnvelope:
+    return MessageEnvelope(message=executions.pause(store(), caller(), executionId))
+
+
+@app.post("/api/workflows/execute/<executionId>/resume", tags=["executions"])
+def resume_execution(executionId: str) -> MessageEnvelope:
+    return MessageEnvelope(message=executions.resume(store(), caller(), executionId))
+
+
+@app.get("/api/workflows/<workflowId>/executions", tags=["executions"])
+def list_executions(
+    workflowId: str,
+    state: Annotated[ExecutionState | None, Query()] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> ListEnvelope[ExecutionSummary]:
+    rows, next_cursor = executions.list_for_workflow(store(), caller(), workflowId, state, limit, cursor)
+    return ListEnvelope(data=rows, nextCursor=next_cursor)
+
+
+# --- workflows ----------------------------------------------------------------------------------
+
+
+@app.post("/api/workflows", tags=["workflows"])
+def create_workflow(body: WorkflowDefinition) -> Response[DataEnvelope[WorkflowView]]:
+    return _json(HTTPStatus.CREATED, DataEnvelope(data=workflows.create(store(), caller(), body)))
+
+
+@app.get("/api/workflows", tags=["workflows"])
+def list_workflows(limit: Limit = 20, cursor: Cursor = None) -> ListEnvelope[WorkflowView]:
+    rows, next_cursor = workflows.list_mine(store(), caller(), limit, cursor)
+    return ListEnvelope(data=rows, nextCursor=next_cursor)
+
+
+@app.get("/api/workflows/<workflowId>", tags=["workflows"])
+def get_workflow(workflowId: str) -> DataEnvelope[WorkflowView]:
+    return DataEnvelope(data=workflows.get(store(), caller(), workflowId))
+
+
+@app.put("/api/workflows/<workflowId>", tags=["workflows"])
+def update_workflow(workflowId: str, body: WorkflowDefinition) -> DataEnvelope[WorkflowView]:
+    return DataEnvelope(data=workflows.update(store(), caller(), workflowId, body))
+
+
+@app.delete("/api/workflows/<workflowId>", tags=["workflows"])
+def delete_workflow(workflowId: str) -> MessageEnvelope:
+    workflows.delete(store(), caller(), workflowId)
+    return MessageEnvelope(message=f"Workflow {workflowId} deleted")
+
+
+# --- agents -------------------------------------------------------------------------------------
+
+
+@app.post("/api/agents", tags=["agents"])
+def create_agent(body: AgentInput) -> Response[DataEnvelope[AgentView]]:
+    return _json(HTTPStatus.CREATED, DataEnvelope(data=AgentView.of(agents.create(store(), caller(), body))))
+
+
+@app.get("/api/agents", tags=["agents"])
+def list_agents(limit: Limit = 20, cursor: Cursor = None) -> ListEnvelope[AgentView]:
+    rows, next_cursor = agents.list_mine(store(), caller(), limit, cursor)
+    return ListEnvelope(data=[AgentView.of(row) for row in rows], nextCursor=next_cursor)
+
+
+@app.get("/api/agents/<agentId>", tags=["agents"])
+def get_agent(agentId: str) -> DataEnvelope[AgentView]:
+    return DataEnvelope(data=AgentView.of(agents.get(store(), caller(), agentId)))
+
+
+@app.put("/api/agents/<agentId>", tags=["agents"])
+def update_agent(agentId: str, body: AgentInput) -> DataEnvelope[AgentView]:
+    return DataEnvelope(data=AgentView.of(agents.update(store(), caller(), agentId, body)))
+
+
+@app.delete("/api/agents/<agentId>", tags=["agents"])
+def delete_agent(agentId: str) -> MessageEnvelope:
+    agents.delete(store(), caller(), agentId)
+    return MessageEnvelope(message=f"Agent {agentId} deleted")
+
+
+# --- the OpenAPI document (no authorizer in front of it) -----------------------------------------
+
+
+@app.get("/api/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[Any]:
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type=content_types.APPLICATION_JSON,
+        body=app.get_openapi_json_schema(title="stepwise API", version="1.0.0"),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

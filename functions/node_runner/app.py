@@ -1,0 +1,45 @@
+"""The node runner: Step Functions invokes it once per step; it runs at most one node and records it."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from stepwise.observability import logger, metrics, tracer
+from stepwise.service import runner
+from stepwise.settings import get_settings
+from stepwise.store import Store
+
+
+class NodeRunnerEvent(BaseModel):
+    action: Literal["start", "step", "pause", "approvalTimeout", "fail"]
+    executionId: str
+    taskToken: str | None = None
+    error: dict[str, Any] | None = None
+
+
+@cache
+def _store(table: str) -> Store:
+    return Store(table)
+
+
+@logger.inject_lambda_context(correlation_id_path="executionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+@event_parser(model=NodeRunnerEvent)
+def lambda_handler(event: NodeRunnerEvent, context: LambdaContext) -> dict[str, Any] | None:
+    settings = get_settings()
+    store = _store(settings.table_name)
+    logger.append_keys(execution_id=event.executionId, action=event.action)
+    if event.action == "start":
+        return dict(runner.start(store, event.executionId))
+    if event.action == "step":
+        return dict(runner.step(store, settings, event.executionId))
+    if event.action == "pause":
+        runner.pause(store, event.executionId, event.taskToken or "")
+        return None
+    if event.action == "approvalTimeout":
+        return dict(runner.approval_timeout(store, event.executionId))
+    return dict(runner.fail(store, event.executionId, event.error or {}))

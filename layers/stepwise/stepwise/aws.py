@@ -1,0 +1,53 @@
+"""boto3 clients, built lazily and once per process (never at import time, so moto is active first).
+
+``AWS_ENDPOINT_URL`` in the environment points every client at the local stack; boto3 honours it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_stepfunctions import SFNClient
+
+
+@cache
+def _client(service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+
+
+def dynamodb() -> DynamoDBClient:
+    """The DynamoDB client."""
+    client: DynamoDBClient = _client("dynamodb")
+    return client
+
+
+def stepfunctions() -> SFNClient:
+    """The Step Functions client."""
+    client: SFNClient = _client("stepfunctions")
+    return client
+
+
+def secretsmanager() -> SecretsManagerClient:
+    """The Secrets Manager client."""
+    client: SecretsManagerClient = _client("secretsmanager")
+    return client
+
+
+def scheduler() -> EventBridgeSchedulerClient:
+    """The EventBridge Scheduler client."""
+    client: EventBridgeSchedulerClient = _client("scheduler")
+    return client
+
+
+def reset_clients() -> None:
+    """Drop cached clients (after the environment changed)."""
+    _client.cache_clear()

@@ -1,0 +1,86 @@
+"""Agent definitions: an AI agent's HTTP endpoint and how to talk to it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+
+Protocol = Literal["json", "openai-chat"]
+_FORBIDDEN_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
+
+
+class AgentInput(BaseModel):
+    """An agent as a user writes it. ``credential`` is write-only: kept in Secrets Manager, never returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    endpoint: AnyHttpUrl = Field(description="http or https URL the agent answers on")
+    protocol: Protocol = "json"
+    model: str | None = Field(default=None, max_length=200)
+    headers: dict[str, str] = Field(default_factory=dict, description="sent with every call")
+    credential: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8192,
+        description="sent as 'Authorization: Bearer ...'; write-only",
+    )
+    timeoutSeconds: float | None = Field(default=None, gt=0, le=300)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_allowed(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            if name.lower() in _FORBIDDEN_HEADERS:
+                raise ValueError(f"header '{name}' is set by the HTTP client and cannot be configured")
+        return headers
+
+
+class AgentRecord(BaseModel):
+    """An agent as stored: the definition without its credential, plus ownership."""
+
+    id: str
+    owner: str
+    name: str
+    endpoint: str
+    protocol: Protocol
+    model: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    credentialRef: str | None = None
+    timeoutSeconds: float | None = None
+    createdAt: str
+    updatedAt: str
+
+
+class AgentView(BaseModel):
+    """An agent as the API shows it: ``hasCredential`` instead of the secret."""
+
+    id: str
+    name: str
+    endpoint: str
+    protocol: Protocol
+    model: str | None
+    headers: dict[str, str]
+    hasCredential: bool
+    timeoutSeconds: float | None
+    owner: str
+    createdAt: str
+    updatedAt: str
+
+    @classmethod
+    def of(cls, record: AgentRecord) -> AgentView:
+        """The public view of a stored agent."""
+        return cls(
+            id=record.id,
+            name=record.name,
+            endpoint=record.endpoint,
+            protocol=record.protocol,
+            model=record.model,
+            headers=record.headers,
+            hasCredential=record.credentialRef is not None,
+            timeoutSeconds=record.timeoutSeconds,
+            owner=record.owner,
+            createdAt=record.createdAt,
+            updatedAt=record.updatedAt,
+        )

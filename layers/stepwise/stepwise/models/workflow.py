@@ -1,0 +1,109 @@
+"""Workflow definitions: ordered nodes, validated on write so a run never meets a malformed node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stepwise.nodes import REGISTRY
+from stepwise.nodes.base import RetryPolicy
+
+MAX_NODES = 500
+NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class NodeDefinition(BaseModel):
+    """One node: ``type`` picks the node type, ``config`` is checked against that type's model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=NODE_ID_PATTERN)
+    type: str
+    name: str | None = Field(default=None, max_length=200)
+    config: dict[str, Any] = Field(default_factory=dict)
+    next: str | None = Field(default=None, description="node id to continue at; default is the next in the list")
+    timeoutSeconds: float | None = Field(default=None, gt=0, le=300, description="for nodes that call out")
+    retry: RetryPolicy | None = Field(default=None, description="for nodes that call out")
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{location}: {message}" if location else message
+
+
+class WorkflowDefinition(BaseModel):
+    """A workflow as a user writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    variables: dict[str, Any] = Field(default_factory=dict, description="default variables of every run")
+    nodes: list[NodeDefinition] = Field(min_length=1, max_length=MAX_NODES)
+    output: list[str] | None = Field(default=None, description="variables that make the output; default all")
+    maxNodeRuns: int | None = Field(default=None, ge=1, le=10_000, description="step limit; default 1,000")
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> WorkflowDefinition:
+        ids = [node.id for node in self.nodes]
+        seen: set[str] = set()
+        for index, node in enumerate(self.nodes):
+            where = f"nodes[{index}] (id '{node.id}')"
+            if node.id in seen:
+                raise ValueError(f"{where}: duplicate node id '{node.id}'")
+            seen.add(node.id)
+            node_type = REGISTRY.get(node.type)
+            if node_type is None:
+                raise ValueError(f"{where}: unknown node type '{node.type}'; known types: {', '.join(REGISTRY)}")
+            try:
+                config = node_type.config_model.model_validate(node.config)
+            except ValidationError as error:
+                details = "; ".join(_describe(e) for e in error.errors(include_url=False))
+                raise ValueError(f"{where}: config.{details}") from None
+            if (node.timeoutSeconds is not None or node.retry is not None) and not node_type.calls_out:
+                raise ValueError(f"{where}: timeoutSeconds and retry apply only to nodes that call out")
+            for field, target in [("next", node.next)] + [("config", t) for t in node_type.targets(config)]:
+                if target is not None and target not in ids:
+                    raise ValueError(f"{where}: {field} points to node '{target}', which does not exist")
+        return self
+
+    def node(self, node_id: str) -> NodeDefinition:
+        """The node with that id (the definition was validated, so ids are unique)."""
+        return next(node for node in self.nodes if node.id == node_id)
+
+    def following(self, node_id: str) -> str | None:
+        """The node after ``node_id``: its ``next``, else the next in list order, else None (the end)."""
+        for index, node in enumerate(self.nodes):
+            if node.id == node_id:
+                if node.next:
+                    return node.next
+                return self.nodes[index + 1].id if index + 1 < len(self.nodes) else None
+        return None
+
+    def agent_ids(self) -> set[str]:
+        """The agents this workflow's agentTask nodes call."""
+        return {str(n.config["agentId"]) for n in self.nodes if n.type == "agentTask"}
+
+
+class WorkflowView(WorkflowDefinition):
+    """A stored workflow as the API shows it."""
+
+    id: str
+    version: int
+    owner: str
+    createdAt: str
+    updatedAt: str
+
+    def definition_json(self) -> dict[str, Any]:
+        """Just the definition part, as JSON-ready data."""
+        return self.model_dump(mode="json", include=set(WorkflowDefinition.model_fields), by_alias=True)
+
+
+class StartExecutionRequest(BaseModel):
+    """The optional body of a start: variables merged over the workflow's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variables: dict[str, Any] = Field(default_factory=dict)

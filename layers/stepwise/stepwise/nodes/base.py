@@ -1,0 +1,69 @@
+"""What every node type shares: the context a node runs in and the outcome it reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from stepwise.models.agent import AgentRecord
+    from stepwise.settings import Settings
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class NodeConfig(BaseModel):
+    """Base of every node type's config model: unknown keys are a mistake worth a 400."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RetryPolicy(BaseModel):
+    """How often a node that calls out tries again after a transient failure."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    maxAttempts: int = Field(default=3, ge=1, le=10)
+    backoffSeconds: float = Field(default=1.0, ge=0, le=60)
+
+
+class NodeFailed(Exception):
+    """A node could not do its work; the message is what the user reads in ``error`` and the logs."""
+
+
+@dataclass
+class NodeContext:
+    """What a running node may see and do."""
+
+    execution_id: str
+    node_id: str
+    owner: str
+    variables: Mapping[str, Any]
+    settings: Settings
+    timeout_seconds: float | None
+    retry: RetryPolicy | None
+    log: Callable[[LogLevel, str], None]
+    should_stop: Callable[[], bool]
+    load_agent: Callable[[str], AgentRecord | None]
+    read_secret: Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The node waits in the state machine: ``delay`` (a Wait state) or ``approval`` (a task token)."""
+
+    kind: Literal["delay", "approval"]
+    seconds: int = 0
+
+
+@dataclass
+class Outcome:
+    """What a node produced: its output, the variables it sets, and where to go next."""
+
+    output: Any = None
+    set_variables: dict[str, Any] = field(default_factory=dict)
+    next_node: str | None = None
+    wait: Wait | None = None

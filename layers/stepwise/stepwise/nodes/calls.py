@@ -1,0 +1,47 @@
+"""Outgoing calls from nodes: the timeout and retry a node asks for, and errors a user can read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stepwise.nodes.base import NodeContext, NodeFailed
+from stepwise.outbound import CallPolicy, HttpAnswer, OutboundError, call
+
+
+def policy_for(context: NodeContext, agent_timeout: float | None = None) -> CallPolicy:
+    """The node's timeout, else the agent's, else the default; the node's retry policy, else 3 attempts."""
+    timeout = context.timeout_seconds or agent_timeout or context.settings.default_call_timeout_seconds
+    retry = context.retry
+    return CallPolicy(
+        timeout_seconds=timeout,
+        max_attempts=retry.maxAttempts if retry else 3,
+        backoff_seconds=retry.backoffSeconds if retry else 1.0,
+        max_response_bytes=context.settings.max_response_bytes,
+        allow_private=context.settings.allow_private_endpoints,
+    )
+
+
+def send(
+    context: NodeContext,
+    method: str,
+    url: str,
+    *,
+    policy: CallPolicy,
+    headers: dict[str, str] | None = None,
+    json_body: Any = None,
+    data: str | None = None,
+) -> HttpAnswer:
+    """Make the call, logging every attempt on the node; a failure becomes ``NodeFailed``."""
+    try:
+        return call(
+            method,
+            url,
+            policy=policy,
+            headers=headers,
+            json_body=json_body,
+            data=data,
+            log=context.log,
+            should_stop=context.should_stop,
+        )
+    except OutboundError as error:
+        raise NodeFailed(str(error)) from error

@@ -1,0 +1,52 @@
+"""``httpRequest``: call any HTTP endpoint; method, URL, headers and body are interpolated."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import Field
+
+from stepwise.interpolation import interpolate
+from stepwise.nodes.base import NodeConfig, NodeContext, NodeFailed, Outcome
+from stepwise.nodes.calls import policy_for, send
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+
+
+class HttpRequestConfig(NodeConfig):
+    method: Method = "GET"
+    url: str = Field(min_length=1, description="http or https URL; may contain ${placeholders}")
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = Field(default=None, description="sent as JSON unless it is a string")
+    outputVariable: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    failOnError: bool = Field(default=True, description="fail the node on a 4xx or 5xx answer")
+
+
+def run(config: HttpRequestConfig, context: NodeContext) -> Outcome:
+    """Send the request; the result is ``{status, headers, body}`` with the body parsed when it is JSON."""
+    url = interpolate(config.url, context.variables)
+    headers = {str(k): str(v) for k, v in interpolate(config.headers, context.variables).items()}
+    body = interpolate(config.body, context.variables)
+    json_body = body if body is not None and not isinstance(body, str) else None
+    data = body if isinstance(body, str) else None
+    answer = send(
+        context,
+        config.method,
+        str(url),
+        policy=policy_for(context),
+        headers=headers,
+        json_body=json_body,
+        data=data,
+    )
+    content_type = answer.headers.get("content-type", answer.headers.get("Content-Type", ""))
+    parsed: Any = answer.text
+    if "json" in content_type.lower() and answer.body:
+        try:
+            parsed = json.loads(answer.body)
+        except ValueError as error:
+            raise NodeFailed(f"{config.method} {url} answered {content_type} that is not valid JSON") from error
+    if config.failOnError and answer.status >= 400:
+        raise NodeFailed(f"{config.method} {url} answered HTTP {answer.status}")
+    result = {"status": answer.status, "headers": dict(answer.headers), "body": parsed}
+    return Outcome(output=result, set_variables={config.outputVariable or context.node_id: result})

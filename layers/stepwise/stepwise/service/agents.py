@@ -1,0 +1,74 @@
+"""Agent definitions: the credential goes to Secrets Manager and is never returned or logged."""
+
+from __future__ import annotations
+
+from stepwise import ids, secrets
+from stepwise.clock import now_iso
+from stepwise.errors import AgentNotFound
+from stepwise.identity import Caller
+from stepwise.models.agent import AgentInput, AgentRecord
+from stepwise.settings import get_settings
+from stepwise.store import Store
+
+
+def create(store: Store, caller: Caller, agent: AgentInput) -> AgentRecord:
+    """Store a new agent (and its credential, if any)."""
+    agent_id = ids.new_id("ag")
+    credential_ref = None
+    if agent.credential:
+        credential_ref = secrets.put_credential(get_settings().secret_prefix, agent_id, agent.credential, None)
+    timestamp = now_iso()
+    record = AgentRecord(
+        **agent.model_dump(mode="json", exclude={"credential"}),
+        id=agent_id,
+        owner=caller.sub,
+        credentialRef=credential_ref,
+        createdAt=timestamp,
+        updatedAt=timestamp,
+    )
+    store.put_agent(record, new=True)
+    return record
+
+
+def get(store: Store, caller: Caller, agent_id: str) -> AgentRecord:
+    """An agent the caller may read."""
+    record = store.get_agent(agent_id) if ids.is_id(agent_id, "ag") else None
+    if record is None:
+        raise AgentNotFound(agent_id)
+    caller.ensure_can_read(record.owner, f"agent {agent_id}")
+    return record
+
+
+def update(store: Store, caller: Caller, agent_id: str, agent: AgentInput) -> AgentRecord:
+    """Replace an agent's definition; without ``credential`` the stored one is kept."""
+    current = get(store, caller, agent_id)
+    caller.ensure_owns(current.owner, f"agent {agent_id}")
+    credential_ref = current.credentialRef
+    if agent.credential:
+        credential_ref = secrets.put_credential(
+            get_settings().secret_prefix, agent_id, agent.credential, current.credentialRef
+        )
+    record = AgentRecord(
+        **agent.model_dump(mode="json", exclude={"credential"}),
+        id=agent_id,
+        owner=current.owner,
+        credentialRef=credential_ref,
+        createdAt=current.createdAt,
+        updatedAt=now_iso(),
+    )
+    store.put_agent(record, new=False)
+    return record
+
+
+def delete(store: Store, caller: Caller, agent_id: str) -> None:
+    """Delete an agent and its credential."""
+    current = get(store, caller, agent_id)
+    caller.ensure_owns(current.owner, f"agent {agent_id}")
+    store.delete_agent(agent_id)
+    if current.credentialRef:
+        secrets.delete_credential(current.credentialRef)
+
+
+def list_mine(store: Store, caller: Caller, limit: int, cursor: str | None) -> tuple[list[AgentRecord], str | None]:
+    """The caller's agents, newest first."""
+    return store.list_agents(caller.sub, limit, cursor)

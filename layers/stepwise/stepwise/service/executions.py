@@ -1,0 +1,328 @@
+"""Executions: start, read, list, cancel, pause and resume."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from stepwise import ids, stepfunctions
+from stepwise.clock import now_iso
+from stepwise.errors import BadRequest, Conflict, ExecutionNotFound, StartFailed, WorkflowNotFound
+from stepwise.identity import Caller
+from stepwise.models.execution import (
+    TERMINAL_STATES,
+    ExecutionSummary,
+    LogLine,
+    NodeStateView,
+    WorkflowExecution,
+)
+from stepwise.models.records import ExecutionRecord, NodeRun
+from stepwise.models.workflow import WorkflowDefinition, WorkflowView
+from stepwise.service import workflows
+from stepwise.settings import Settings
+from stepwise.store import Store, terminal
+
+CANCELABLE = ("PENDING", "RUNNING", "PAUSED")
+
+
+def _state_machine(settings: Settings) -> str:
+    if not settings.state_machine_arn:
+        raise RuntimeError("STATE_MACHINE_ARN is not set")
+    return settings.state_machine_arn
+
+
+def launch(
+    store: Store,
+    settings: Settings,
+    workflow: WorkflowView,
+    variables: dict[str, Any],
+    *,
+    owner: str,
+    started_by: str,
+    execution_id: str | None = None,
+) -> str:
+    """Record a PENDING execution of the workflow's current version and start its state machine run.
+
+    ``execution_id`` makes the start idempotent (a scheduled tick delivered twice starts one run). If Step
+    Functions refuses, the record ends FAILED with the reason and ``StartFailed`` is raised.
+    """
+    merged = {**workflow.variables, **variables}
+    size = len(json.dumps(merged, separators=(",", ":")).encode())
+    if size > settings.max_variables_bytes:
+        raise BadRequest(f"variables are {size} bytes; the limit is {settings.max_variables_bytes}")
+    execution_id = execution_id or ids.new_id("exe")
+    if store.get_execution(execution_id) is not None:
+        return execution_id
+    record = ExecutionRecord(
+        id=execution_id,
+        workflowId=workflow.id,
+        workflowVersion=workflow.version,
+        owner=owner,
+        state="PENDING",
+        startedAt=now_iso(),
+        startedBy=started_by,
+        variables=merged,
+        cursor=workflow.nodes[0].id,
+        maxNodeRuns=workflow.maxNodeRuns or settings.default_max_node_runs,
+    )
+    store.create_execution(record)
+    try:
+        stepfunctions.start(_state_machine(settings), execution_id)
+    except (stepfunctions.StartRefused, RuntimeError) as error:
+        reason = f"Execution could not be started: {error}"
+        store.transition(
+            execution_id,
+            "FAILED",
+            allowed_from=("PENDING",),
+            set_values={"error": {"S": reason}, "completedAt": {"S": now_iso()}},
+        )
+        raise StartFailed(f"Execution {execution_id} could not be started; it is recorded as FAILED") from error
+    return execution_id
+
+
+@cache
+def _idempotent_launch(table: str, ttl_seconds: int) -> Any:
+    """``launch`` behind Powertools idempotency: one execution per (owner, workflow, Idempotency-Key)."""
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    persistence = DynamoDBPersistenceLayer(table_name=table)
+    config = IdempotencyConfig(
+        event_key_jmespath="[owner, workflowId, idempotencyKey]",
+        payload_validation_jmespath="variables",
+        expires_after_seconds=ttl_seconds,
+        raise_on_no_idempotency_key=True,
+    )
+
+    @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
+    def start_once(request: dict[str, Any], store: Store, settings: Settings, workflow: WorkflowView) -> dict[str, str]:
+        execution_id = launch(
+            store,
+            settings,
+            workflow,
+            request["variables"],
+            owner=request["owner"],
+            started_by=request["owner"],
+        )
+        return {"workflowId": workflow.id, "executionId": execution_id}
+
+    return start_once
+
+
+def start(
+    store: Store,
+    settings: Settings,
+    caller: Caller,
+    workflow_id: str,
+    variables: dict[str, Any],
+    idempotency_key: str | None,
+) -> str:
+    """Start the caller's workflow; a repeated ``Idempotency-Key`` returns the first execution's id."""
+    workflow = workflows.get_owned(store, caller, workflow_id)
+    if not idempotency_key:
+        return launch(store, settings, workflow, variables, owner=caller.sub, started_by=caller.sub)
+    if not settings.idempotency_table_name:
+        raise RuntimeError("IDEMPOTENCY_TABLE_NAME is not set")
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    start_once = _idempotent_launch(settings.idempotency_table_name, settings.idempotency_ttl_seconds)
+    request = {
+        "owner": caller.sub,
+        "workflowId": workflow_id,
+        "idempotencyKey": idempotency_key,
+        "variables": variables,
+    }
+    try:
+        result: dict[str, str] = start_once(request=request, store=store, settings=settings, workflow=workflow)
+    except IdempotencyValidationError as error:
+        raise Conflict(
+            "Idempotency-Key was already used for a start with different variables; use a new key"
+        ) from error
+    except IdempotencyAlreadyInProgressError as error:
+        raise Conflict("A start with this Idempotency-Key is in progress; retry in a moment") from error
+    return result["executionId"]
+
+
+def _record(store: Store, caller: Caller, execution_id: str, *, change: bool) -> ExecutionRecord:
+    record = store.get_execution(execution_id) if ids.is_id(execution_id, "exe") else None
+    if record is None:
+        raise ExecutionNotFound(execution_id)
+    if change:
+        caller.ensure_owns(record.owner, f"execution {execution_id}")
+    else:
+        caller.ensure_can_read(record.owner, f"execution {execution_id}")
+    return record
+
+
+def node_states(
+    record: ExecutionRecord, runs: list[NodeRun], definition: WorkflowDefinition | None
+) -> dict[str, NodeStateView]:
+    """Every node of the pinned version: its latest run, the running node, or PENDING / SKIPPED."""
+    latest: dict[str, NodeRun] = {}
+    for run in sorted(runs, key=lambda r: r.run):
+        latest[run.nodeId] = run
+    ended = terminal(record.state)
+    states: dict[str, NodeStateView] = {}
+    node_ids = [node.id for node in definition.nodes] if definition else list(latest)
+    for node_id in node_ids:
+        run = latest.get(node_id)
+        if run is not None:
+            states[node_id] = NodeStateView(
+                state=run.state,
+                startedAt=run.startedAt,
+                completedAt=run.completedAt,
+                error=run.error,
+                output=run.output,
+            )
+        else:
+            states[node_id] = NodeStateView(
+                state="SKIPPED" if ended else "PENDING",
+                startedAt=None,
+                completedAt=None,
+                error=None,
+                output=None,
+            )
+    active = record.activeNode
+    if active and (active.nodeId not in latest or latest[active.nodeId].run < active.run):
+        if ended:
+            # Canceled (or failed) while this node ran: its result will be discarded.
+            states[active.nodeId] = NodeStateView(
+                state="FAILED",
+                startedAt=active.startedAt,
+                completedAt=record.completedAt,
+                error="canceled" if record.state == "CANCELED" else record.error,
+                output=None,
+            )
+        else:
+            states[active.nodeId] = NodeStateView(
+                state="RUNNING", startedAt=active.startedAt, completedAt=None, error=None, output=None
+            )
+    return states
+
+
+def get(store: Store, caller: Caller, execution_id: str) -> WorkflowExecution:
+    """The whole execution: state, variables, node states and every log line in time order."""
+    if not ids.is_id(execution_id, "exe"):
+        raise ExecutionNotFound(execution_id)
+    record, runs, logs = store.load_execution(execution_id)
+    if record is None:
+        raise ExecutionNotFound(execution_id)
+    caller.ensure_can_read(record.owner, f"execution {execution_id}")
+    definition = store.get_workflow_version(record.workflowId, record.workflowVersion)
+    lines: list[LogLine] = list(logs)
+    for run in runs:
+        lines.extend(run.logs)
+    lines.sort(key=lambda line: line.timestamp)
+    return WorkflowExecution(
+        id=record.id,
+        workflowId=record.workflowId,
+        workflowVersion=record.workflowVersion,
+        state=record.state,
+        startedAt=record.startedAt,
+        completedAt=record.completedAt,
+        startedBy=record.startedBy,
+        variables=record.variables,
+        logs=lines,
+        output=record.output,
+        error=record.error,
+        nodeStates=node_states(record, runs, definition),
+    )
+
+
+def list_for_workflow(
+    store: Store, caller: Caller, workflow_id: str, state: str | None, limit: int, cursor: str | None
+) -> tuple[list[ExecutionSummary], str | None]:
+    """The caller's executions of a workflow, newest first."""
+    workflow = store.get_workflow(workflow_id) if ids.is_id(workflow_id, "wf") else None
+    owner = caller.sub
+    if workflow is not None:
+        caller.ensure_can_read(workflow.owner, f"workflow {workflow_id}")
+        owner = workflow.owner
+    records, next_cursor = store.list_executions(owner, workflow_id, state, limit, cursor)
+    if workflow is None and not records and cursor is None:
+        raise WorkflowNotFound(workflow_id)
+    summaries = [
+        ExecutionSummary(
+            id=r.id,
+            workflowId=r.workflowId,
+            workflowVersion=r.workflowVersion,
+            state=r.state,
+            startedAt=r.startedAt,
+            completedAt=r.completedAt,
+            startedBy=r.startedBy,
+            error=r.error,
+        )
+        for r in records
+    ]
+    return summaries, next_cursor
+
+
+def cancel(store: Store, settings: Settings, caller: Caller, execution_id: str) -> None:
+    """CANCELED at once (a conditional write), then the state machine run is stopped."""
+    record = _record(store, caller, execution_id, change=True)
+    moved, before = store.transition(
+        execution_id,
+        "CANCELED",
+        allowed_from=CANCELABLE,
+        set_values={"completedAt": {"S": now_iso()}},
+        remove=("taskToken",),
+    )
+    if not moved:
+        state = before.state if before else record.state
+        raise Conflict(f"Execution {execution_id} already ended ({state}); it cannot be canceled")
+    store.append_logs(
+        execution_id,
+        [LogLine(nodeId=None, level="info", message=f"Execution canceled by {caller.sub}", timestamp=now_iso())],
+    )
+    if settings.state_machine_arn:
+        stepfunctions.stop(settings.state_machine_arn, execution_id, f"canceled by {caller.sub}")
+    if before and before.taskToken:
+        stepfunctions.abandon(before.taskToken, "execution canceled")
+
+
+def pause(store: Store, caller: Caller, execution_id: str) -> str:
+    """Ask the run to pause before its next node."""
+    record = _record(store, caller, execution_id, change=True)
+    if record.state in ("PENDING", "RUNNING") and store.request_pause(
+        execution_id, True, allowed_from=("PENDING", "RUNNING")
+    ):
+        return f"Execution {execution_id} will pause before its next node"
+    current = store.get_execution(execution_id) or record
+    if current.state == "PAUSED":
+        raise Conflict(f"Execution {execution_id} is already paused")
+    raise Conflict(f"Execution {execution_id} already ended ({current.state}); it cannot be paused")
+
+
+def resume(store: Store, caller: Caller, execution_id: str) -> str:
+    """Resume a paused run (and approve the approval node it waits at)."""
+    record = _record(store, caller, execution_id, change=True)
+    if record.state == "RUNNING" and record.pauseRequested:
+        if store.request_pause(execution_id, False, allowed_from=("RUNNING",)):
+            return f"Execution {execution_id} resumed"
+        record = store.get_execution(execution_id) or record
+    if record.state != "PAUSED":
+        if record.state in TERMINAL_STATES:
+            raise Conflict(f"Execution {execution_id} already ended ({record.state}); it cannot be resumed")
+        raise Conflict(f"Execution {execution_id} is not paused ({record.state})")
+    set_values: dict[str, Any] = {"pauseRequested": {"BOOL": False}}
+    approving = record.activeNode is not None and record.activeNode.waitingFor == "approval"
+    if approving and record.activeNode:
+        approved = record.activeNode.model_copy(update={"approvedBy": caller.sub, "approvedAt": now_iso()})
+        set_values["activeNode"] = store.encode_active(approved)
+    moved, before = store.transition(
+        execution_id, "RUNNING", allowed_from=("PAUSED",), set_values=set_values, remove=("taskToken",)
+    )
+    if not moved or before is None or not before.taskToken:
+        state = before.state if before else "unknown"
+        raise Conflict(f"Execution {execution_id} is not paused ({state})")
+    stepfunctions.resume(before.taskToken, {"resumedBy": caller.sub})
+    if approving:
+        return f"Execution {execution_id} approved and resumed"
+    return f"Execution {execution_id} resumed"

@@ -1,0 +1,398 @@
+"""The node runner's use cases: what the state machine asks for, one step at a time.
+
+The state machine owns the loop (and every wait); each call here reads the execution, does at most one
+node, and records it with conditional writes, so a cancel that lands while a node runs wins: the node's
+result is discarded and nothing further starts. Per node: one read, one claim write, one transaction
+(the execution's variables and cursor, plus the node run with its log lines).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal, TypedDict
+
+from stepwise import secrets, stepfunctions
+from stepwise.clock import now_iso
+from stepwise.errors import ExecutionNotFound
+from stepwise.interpolation import InterpolationError
+from stepwise.models.execution import LogLine
+from stepwise.models.records import ActiveNode, ExecutionRecord, NodeRun
+from stepwise.models.workflow import NodeDefinition, WorkflowDefinition
+from stepwise.nodes import REGISTRY
+from stepwise.nodes.base import LogLevel, NodeContext, NodeFailed, Outcome
+from stepwise.settings import Settings
+from stepwise.store import Store, terminal
+
+Status = Literal["continue", "delay", "pause", "approval", "done", "failed", "ended"]
+# How often a node that calls out looks for a cancel while it waits on the other side.
+CANCEL_POLL_SECONDS = 0.5
+
+
+class Answer(TypedDict):
+    """What the state machine's Choice reads (every key, always)."""
+
+    status: Status
+    seconds: int
+    timeoutSeconds: int
+
+
+def answer(status: Status, seconds: int = 0, timeout_seconds: int = 0) -> Answer:
+    """An answer for the state machine."""
+    return {"status": status, "seconds": seconds, "timeoutSeconds": timeout_seconds}
+
+
+class _Canceled(Exception):
+    """The execution was canceled while a node was running."""
+
+
+def _line(node_id: str | None, level: LogLevel, message: str) -> LogLine:
+    return LogLine(nodeId=node_id, level=level, message=message, timestamp=now_iso())
+
+
+def _load(store: Store, execution_id: str) -> ExecutionRecord:
+    record = store.get_execution(execution_id)
+    if record is None:
+        raise ExecutionNotFound(execution_id)
+    return record
+
+
+def _definition(store: Store, record: ExecutionRecord) -> WorkflowDefinition:
+    definition = store.get_workflow_version(record.workflowId, record.workflowVersion)
+    if definition is None:
+        raise RuntimeError(f"workflow {record.workflowId} version {record.workflowVersion} is missing")
+    return definition
+
+
+def _fit(value: Any, limit: int) -> tuple[Any, bool]:
+    """The value, or a marker with a preview when its JSON is larger than ``limit`` bytes."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    size = len(text.encode())
+    if size <= limit:
+        return value, False
+    preview = text.encode()[: limit // 2].decode(errors="ignore")
+    return {"truncated": True, "bytes": size, "preview": preview}, True
+
+
+def output_of(definition: WorkflowDefinition, variables: dict[str, Any]) -> Any:
+    """The execution's output: the variables the workflow names, else all of them."""
+    if definition.output is None:
+        return variables
+    return {name: variables.get(name) for name in definition.output}
+
+
+def start(store: Store, execution_id: str) -> Answer:
+    """PENDING → RUNNING (a retried start finds it RUNNING and goes on)."""
+    moved, record = store.transition(execution_id, "RUNNING", allowed_from=("PENDING",))
+    if moved:
+        store.append_logs(execution_id, [_line(None, "info", "Execution started")])
+        return answer("continue")
+    if record is None:
+        raise ExecutionNotFound(execution_id)
+    return answer("ended") if terminal(record.state) else answer("continue")
+
+
+class _Step:
+    """One call of ``step``: the execution as read, and the log lines of the node being run."""
+
+    def __init__(self, store: Store, settings: Settings, record: ExecutionRecord) -> None:
+        self.store = store
+        self.settings = settings
+        self.record = record
+        self.definition = _definition(store, record)
+        self.logs: list[LogLine] = []
+
+    def log(self, node_id: str) -> Callable[[LogLevel, str], None]:
+        def write(level: LogLevel, message: str) -> None:
+            self.logs.append(_line(node_id, level, message))
+
+        return write
+
+    def context(self, node: NodeDefinition, should_stop: Callable[[], bool]) -> NodeContext:
+        return NodeContext(
+            execution_id=self.record.id,
+            node_id=node.id,
+            owner=self.record.owner,
+            variables=self.record.variables,
+            settings=self.settings,
+            timeout_seconds=node.timeoutSeconds,
+            retry=node.retry,
+            log=self.log(node.id),
+            should_stop=should_stop,
+            load_agent=self.store.get_agent,
+            read_secret=secrets.read_credential,
+        )
+
+    def canceled(self) -> bool:
+        return self.store.execution_state(self.record.id) != "RUNNING"
+
+    def run_node(self, node: NodeDefinition, active: ActiveNode) -> Answer:
+        node_type = REGISTRY[node.type]
+        config = node_type.config_model.model_validate(node.config)
+        label = f"{node.name} ({node.type})" if node.name else node.type
+        self.log(node.id)("info", f"Node started: {label}, run {active.run}")
+        begun = time.monotonic()
+        try:
+            if node_type.calls_out:
+                outcome = self._call_out(lambda stop: node_type.run(config, self.context(node, stop)))
+            else:
+                outcome = node_type.run(config, self.context(node, lambda: False))
+        except _Canceled:
+            return self.discard(node, active)
+        except (NodeFailed, InterpolationError) as error:
+            return self.fail(node, active, str(error))
+        if outcome.wait:
+            return self.wait(node, active, outcome)
+        return self.commit(node, active, outcome, begun)
+
+    def _call_out(self, work: Callable[[Callable[[], bool]], Outcome]) -> Outcome:
+        """Run a node that calls out in a worker thread, so a cancel is noticed while it waits."""
+        stop = threading.Event()
+        result: list[Outcome] = []
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                result.append(work(stop.is_set))
+            except BaseException as error:  # handed to the caller's thread below
+                failure.append(error)
+
+        worker = threading.Thread(target=target, name=f"node-{self.record.id}", daemon=True)
+        worker.start()
+        while True:
+            worker.join(CANCEL_POLL_SECONDS)
+            if not worker.is_alive():
+                break
+            if self.canceled():
+                stop.set()
+                raise _Canceled
+        if failure:
+            raise failure[0]
+        return result[0]
+
+    def wait(self, node: NodeDefinition, active: ActiveNode, outcome: Outcome) -> Answer:
+        assert outcome.wait is not None
+        waiting = active.model_copy(update={"waitingFor": outcome.wait.kind, "seconds": outcome.wait.seconds})
+        if not self.store.set_active_node(self.record, waiting):
+            return self.discard(node, active)
+        if self.logs:
+            self.store.append_logs(self.record.id, self.logs)
+        if outcome.wait.kind == "delay":
+            return answer("delay", seconds=outcome.wait.seconds)
+        if outcome.wait.seconds:
+            return answer("approval", timeout_seconds=outcome.wait.seconds)
+        return answer("pause")
+
+    def commit(self, node: NodeDefinition, active: ActiveNode, outcome: Outcome, begun: float) -> Answer:
+        limit = self.settings.max_inline_output_bytes
+        variables = dict(self.record.variables)
+        for name, value in outcome.set_variables.items():
+            fitted, truncated = _fit(value, limit)
+            if truncated:
+                self.log(node.id)("warning", f"value of '{name}' is larger than {limit} bytes; stored truncated")
+            variables[name] = fitted
+        size = len(json.dumps(variables, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > self.settings.max_variables_bytes:
+            return self.fail(
+                node,
+                active,
+                f"variables would grow to {size} bytes; the limit is {self.settings.max_variables_bytes}",
+            )
+        output, _ = _fit(outcome.output, limit)
+        elapsed = int((time.monotonic() - begun) * 1000)
+        self.log(node.id)("info", f"Node completed in {elapsed} ms")
+        next_node = outcome.next_node or self.definition.following(node.id)
+        completed = now_iso()
+        run = NodeRun(
+            run=active.run,
+            nodeId=node.id,
+            state="COMPLETED",
+            startedAt=active.startedAt,
+            completedAt=completed,
+            output=output,
+            logs=self.logs,
+        )
+        finish = None
+        if next_node is None:
+            run.logs.append(_line(None, "info", "Execution completed"))
+            finish = ("COMPLETED", output_of(self.definition, variables), None)
+        if not self.store.commit_node(self.record, run, variables=variables, cursor=next_node, finish=finish):
+            return self.discard(node, active)
+        self.record.variables = variables
+        self.record.cursor = next_node
+        return answer("done") if finish else answer("continue")
+
+    def fail(self, node: NodeDefinition, active: ActiveNode, message: str) -> Answer:
+        error = f"Node '{node.id}' ({node.type}) failed: {message}"
+        self.log(node.id)("error", f"Node failed: {message}")
+        completed = now_iso()
+        run = NodeRun(
+            run=active.run,
+            nodeId=node.id,
+            state="FAILED",
+            startedAt=active.startedAt,
+            completedAt=completed,
+            error=message,
+            logs=self.logs,
+        )
+        finish = ("FAILED", None, error)
+        if not self.store.commit_node(self.record, run, variables=self.record.variables, cursor=node.id, finish=finish):
+            return self.discard(node, active)
+        return answer("failed")
+
+    def discard(self, node: NodeDefinition, active: ActiveNode) -> Answer:
+        """The execution stopped being RUNNING under the node: record the run as canceled, go no further."""
+        self.log(node.id)("warning", "Node canceled: the execution was canceled while it ran; result discarded")
+        run = NodeRun(
+            run=active.run,
+            nodeId=node.id,
+            state="FAILED",
+            startedAt=active.startedAt,
+            completedAt=now_iso(),
+            error="canceled",
+            logs=self.logs,
+        )
+        self.store.put_node_run(self.record.id, run)
+        return answer("ended")
+
+    def finish_waiting(self, active: ActiveNode) -> Answer:
+        node = self.definition.node(active.nodeId)
+        node_type = REGISTRY[node.type]
+        assert node_type.finish is not None
+        config = node_type.config_model.model_validate(node.config)
+        outcome = node_type.finish(config, self.context(node, lambda: False), active.model_dump())
+        return self.commit(node, active, outcome, time.monotonic())
+
+
+def step(store: Store, settings: Settings, execution_id: str) -> Answer:
+    """Run the next node (or finish the one that waited), then say what the state machine does next."""
+    for _ in range(3):
+        record = _load(store, execution_id)
+        if terminal(record.state):
+            return answer("ended")
+        if record.state != "RUNNING":
+            raise RuntimeError(f"execution {execution_id} is {record.state}; expected RUNNING")
+        current = _Step(store, settings, record)
+        if record.activeNode and record.activeNode.waitingFor:
+            return current.finish_waiting(record.activeNode)
+        if record.pauseRequested:
+            return answer("pause")
+        if record.cursor is None:
+            raise RuntimeError(f"execution {execution_id} is RUNNING with no node left to run")
+        node = current.definition.node(record.cursor)
+        if record.nodeRuns >= record.maxNodeRuns:
+            active = ActiveNode(nodeId=node.id, run=record.nodeRuns + 1, startedAt=now_iso())
+            return current.fail(
+                node,
+                active,
+                f"step limit reached: {record.maxNodeRuns} node runs (a loop?); raise the workflow's "
+                "maxNodeRuns if the run really needs more",
+            )
+        active = ActiveNode(nodeId=node.id, run=record.nodeRuns + 1, startedAt=now_iso())
+        if store.claim_node(record, active, count_run=True):
+            return current.run_node(node, active)
+        # The record changed under us (a cancel or a pause request): read it again and decide anew.
+    raise RuntimeError(f"execution {execution_id} kept changing; giving up this step")
+
+
+def pause(store: Store, execution_id: str, task_token: str) -> None:
+    """The state machine waits on ``task_token``: record PAUSED and keep the token for resume."""
+    record = _load(store, execution_id)
+    if terminal(record.state):
+        # Canceled meanwhile: fail this task so the run does not wait for a resume that never comes.
+        raise RuntimeError(f"execution {execution_id} is {record.state}; not pausing")
+    waiting_for_approval = bool(record.activeNode and record.activeNode.waitingFor == "approval")
+    if not waiting_for_approval and not record.pauseRequested:
+        # The pause request was withdrawn (resumed) before the state machine got here: go on at once.
+        stepfunctions.resume(task_token, {})
+        return
+    moved, now_record = store.transition(
+        execution_id,
+        "PAUSED",
+        allowed_from=("RUNNING",),
+        set_values={"taskToken": {"S": task_token}, "pauseRequested": {"BOOL": False}},
+    )
+    if not moved:
+        if now_record and terminal(now_record.state):
+            raise RuntimeError(f"execution {execution_id} is {now_record.state}; not pausing")
+        stepfunctions.resume(task_token, {})
+        return
+    if waiting_for_approval and record.activeNode:
+        message = f"Waiting for approval at node {record.activeNode.nodeId}: resume to approve"
+        store.append_logs(execution_id, [_line(record.activeNode.nodeId, "info", message)])
+    else:
+        store.append_logs(execution_id, [_line(None, "info", "Execution paused")])
+
+
+def approval_timeout(store: Store, execution_id: str) -> Answer:
+    """Nobody resumed within the approval's timeout: the node and the execution fail."""
+    record = _load(store, execution_id)
+    if terminal(record.state):
+        return answer("ended")
+    active = record.activeNode
+    if active is None or active.waitingFor != "approval":
+        return answer("continue")
+    if active.approvedBy:
+        # A resume landed just as the timeout fired: the approval stands.
+        return answer("continue")
+    node = _definition(store, record).node(active.nodeId)
+    message = f"nobody approved within {active.seconds} s"
+    error = f"Node '{node.id}' ({node.type}) failed: {message}"
+    moved, _ = store.transition(
+        execution_id,
+        "FAILED",
+        allowed_from=("PAUSED", "RUNNING"),
+        set_values={"error": {"S": error}, "completedAt": {"S": now_iso()}},
+        remove=("activeNode", "taskToken"),
+    )
+    if not moved:
+        return answer("ended")
+    run = NodeRun(
+        run=active.run,
+        nodeId=node.id,
+        state="FAILED",
+        startedAt=active.startedAt,
+        completedAt=now_iso(),
+        error=message,
+        logs=[_line(node.id, "error", f"Node failed: {message}")],
+    )
+    store.put_node_run(execution_id, run)
+    return answer("failed")
+
+
+def fail(store: Store, execution_id: str, error: dict[str, Any]) -> Answer:
+    """The state machine caught an error it could not retry: record FAILED with it (unless already ended)."""
+    record = store.get_execution(execution_id)
+    if record is None or terminal(record.state):
+        return answer("ended")
+    cause = str(error.get("Cause") or "")
+    try:
+        parsed = json.loads(cause)
+        cause = str(parsed.get("errorMessage") or cause) if isinstance(parsed, dict) else cause
+    except ValueError:
+        pass
+    message = f"{error.get('Error') or 'Error'}: {cause[:1000]}".rstrip(": ")
+    where = f" at node '{record.activeNode.nodeId}'" if record.activeNode else ""
+    text = f"Execution failed{where}: {message}"
+    moved, _ = store.transition(
+        execution_id,
+        "FAILED",
+        allowed_from=("PENDING", "RUNNING", "PAUSED"),
+        set_values={"error": {"S": text}, "completedAt": {"S": now_iso()}},
+        remove=("taskToken", "activeNode"),
+    )
+    if moved and record.activeNode:
+        active = record.activeNode
+        run = NodeRun(
+            run=active.run,
+            nodeId=active.nodeId,
+            state="FAILED",
+            startedAt=active.startedAt,
+            completedAt=now_iso(),
+            error=message,
+            logs=[_line(active.nodeId, "error", f"Node failed: {message}")],
+        )
+        store.put_node_run(execution_id, run)
+    return answer("failed")

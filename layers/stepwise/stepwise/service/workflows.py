@@ -1,0 +1,85 @@
+"""Workflow definitions: create, read, list, new versions, delete."""
+
+from __future__ import annotations
+
+from stepwise import ids
+from stepwise.clock import now_iso
+from stepwise.errors import InvalidWorkflow, WorkflowNotFound
+from stepwise.identity import Caller
+from stepwise.models.workflow import WorkflowDefinition, WorkflowView
+from stepwise.store import Store
+
+
+def _check_agents(store: Store, caller: Caller, definition: WorkflowDefinition) -> None:
+    for index, node in enumerate(definition.nodes):
+        if node.type != "agentTask":
+            continue
+        agent_id = str(node.config["agentId"])
+        agent = store.get_agent(agent_id) if ids.is_id(agent_id, "ag") else None
+        where = f"nodes[{index}] (id '{node.id}'): config.agentId"
+        if agent is None:
+            raise InvalidWorkflow(f"{where}: agent {agent_id} does not exist")
+        if agent.owner != caller.sub:
+            raise InvalidWorkflow(f"{where}: agent {agent_id} belongs to someone else")
+
+
+def create(store: Store, caller: Caller, definition: WorkflowDefinition) -> WorkflowView:
+    """Store a new workflow at version 1."""
+    _check_agents(store, caller, definition)
+    timestamp = now_iso()
+    view = WorkflowView(
+        **definition.model_dump(),
+        id=ids.new_id("wf"),
+        version=1,
+        owner=caller.sub,
+        createdAt=timestamp,
+        updatedAt=timestamp,
+    )
+    store.put_new_workflow(view)
+    return view
+
+
+def get(store: Store, caller: Caller, workflow_id: str) -> WorkflowView:
+    """A workflow the caller may read."""
+    view = store.get_workflow(workflow_id) if ids.is_id(workflow_id, "wf") else None
+    if view is None:
+        raise WorkflowNotFound(workflow_id)
+    caller.ensure_can_read(view.owner, f"workflow {workflow_id}")
+    return view
+
+
+def get_owned(store: Store, caller: Caller, workflow_id: str) -> WorkflowView:
+    """A workflow the caller owns (to change it or run it)."""
+    view = get(store, caller, workflow_id)
+    caller.ensure_owns(view.owner, f"workflow {workflow_id}")
+    return view
+
+
+def update(store: Store, caller: Caller, workflow_id: str, definition: WorkflowDefinition) -> WorkflowView:
+    """Store the definition as the workflow's next version; runs in flight keep theirs."""
+    current = get_owned(store, caller, workflow_id)
+    _check_agents(store, caller, definition)
+    view = WorkflowView(
+        **definition.model_dump(),
+        id=current.id,
+        version=current.version + 1,
+        owner=current.owner,
+        createdAt=current.createdAt,
+        updatedAt=now_iso(),
+    )
+    store.put_workflow_version(view)
+    return view
+
+
+def delete(store: Store, caller: Caller, workflow_id: str) -> None:
+    """Delete a workflow (its schedules too); past executions stay readable."""
+    from stepwise.service import schedules
+
+    get_owned(store, caller, workflow_id)
+    schedules.delete_all_of_workflow(store, workflow_id)
+    store.delete_workflow(workflow_id)
+
+
+def list_mine(store: Store, caller: Caller, limit: int, cursor: str | None) -> tuple[list[WorkflowView], str | None]:
+    """The caller's workflows, newest first."""
+    return store.list_workflows(caller.sub, limit, cursor)
