@@ -37,7 +37,8 @@ typecheck: $(VENV)/.installed
 
 template: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(SAM) validate --lint
-	$(SAM) build --cached --parallel >/dev/null
+	@# sam build looks for python3.13 on PATH (the layer's BuildMethod): the SAM venv has it.
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM) build --cached --parallel >/dev/null
 	@echo "template: sam validate --lint and sam build passed"
 
 test: lint typecheck template

@@ -11,11 +11,13 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from stepwise.errors import StepwiseError
 from stepwise.identity import Caller, caller_from_claims
 from stepwise.models.agent import AgentInput, AgentView
@@ -50,8 +52,17 @@ def store() -> Store:
 
 
 def caller() -> Caller:
-    claims = app.current_event.request_context.authorizer.jwt_claim if app.current_event.request_context else None
-    return caller_from_claims(claims)
+    return caller_from_claims(app.current_event.request_context.authorizer.jwt_claim)
+
+
+def _identity_first(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    # As behind API Gateway's authorizer, a request without identity is a 401 before anything else.
+    if app.current_event.path != "/api/openapi.json":
+        caller()
+    return next_middleware(app)
+
+
+app.use(middlewares=[_identity_first])
 
 
 def _json(status: HTTPStatus, body: Any) -> Response[Any]:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from stepwise.observability import logger, metrics, tracer
 from stepwise.service import runner
 from stepwise.settings import get_settings

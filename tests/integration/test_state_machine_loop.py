@@ -97,6 +97,7 @@ class Loop:
     sfn: Any
     state_machine_arn: str
     start: Callable[[ScriptedNodeRunner, str], str]
+    doubles: dict[str, ScriptedNodeRunner]
 
     def wait_until_done(self, execution_arn: str) -> dict[str, Any]:
         """Poll describe_execution until it leaves RUNNING, failing after the deadline."""
@@ -171,7 +172,7 @@ def loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[Loop]:
             return by_execution
 
         with route_lambda_invokes(resolve):
-            yield Loop(sfn=sfn, state_machine_arn=state_machine_arn, start=start)
+            yield Loop(sfn=sfn, state_machine_arn=state_machine_arn, start=start, doubles=doubles)
 
 
 def test_the_moto_lambda_seam_exists() -> None:
@@ -213,12 +214,14 @@ def test_a_run_through_every_kind_of_step_succeeds(loop: Loop) -> None:
         "step",
     ]
     approval = double.wait_for_call("pause", occurrence=2)
-    assert approval["taskToken"] and approval["taskToken"] != pause["taskToken"]
+    assert approval["taskToken"]
+    assert approval["taskToken"] != pause["taskToken"]
     assert all(call["executionId"] == "exe_every_step" for call in double.calls)
     # The Wait (SecondsPath) and the approval's timeout (TimeoutSecondsPath) really took their second.
     after_delay = double.call_times[3] - double.call_times[2]
     approval_wait = double.call_times[7] - double.call_times[6]
-    assert after_delay >= 0.9 and approval_wait >= 0.9
+    assert after_delay >= 0.9
+    assert approval_wait >= 0.9
     # Two state transitions per node in the normal loop: RunNode -> Route -> RunNode.
     assert loop.states_entered(execution_arn) == [
         "MarkRunning",
@@ -328,3 +331,23 @@ def test_lambda_throttling_is_retried(loop: Loop) -> None:
     # Then the step is retried (not caught) and the execution succeeds
     assert described["status"] == "SUCCEEDED"
     assert double.actions == ["start", "step", "step"]
+
+
+def test_a_direct_invoke_is_routed_and_errors_look_like_lambda_errors(loop: Loop) -> None:
+    # Given a double registered for an execution, answering once and then raising
+    loop.doubles["exe_direct"] = ScriptedNodeRunner(script=[answer("done"), ValueError("bad node")])
+    client = boto3.client("lambda")
+    payload = json.dumps({"action": "step", "executionId": "exe_direct"})
+
+    # When the moto function is invoked directly, twice
+    answered = client.invoke(FunctionName=NODE_RUNNER_NAME, Payload=payload)
+    raised = client.invoke(FunctionName=NODE_RUNNER_NAME, Payload=payload)
+
+    # Then the first returns the handler's answer and the second Lambda's error payload
+    assert "FunctionError" not in answered
+    assert json.loads(answered["Payload"].read()) == answer("done")
+    assert raised["FunctionError"]  # moto says "Handled" where Lambda says "Unhandled"; both are errors
+    error = json.loads(raised["Payload"].read())
+    assert (error["errorType"], error["errorMessage"]) == ("ValueError", "bad node")
+    assert error["stackTrace"]
+    assert error["requestId"]

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from stepwise.interpolation import (
     InterpolationError,
     UnknownVariable,
@@ -394,12 +395,12 @@ def json_values(text: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
     return st.recursive(
         scalars,
         lambda children: st.lists(children, max_size=3) | st.dictionaries(text, children, max_size=3),
-        max_leaves=6,
+        max_leaves=5,
     )
 
 
 def variables_of(text: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, Any]]:
-    return st.dictionaries(identifiers, json_values(text), min_size=1, max_size=3)
+    return st.dictionaries(identifiers, json_values(text), min_size=1, max_size=2)
 
 
 any_text = st.text(max_size=8) | dollar_heavy_text
@@ -487,7 +488,7 @@ PIECES = st.tuples(st.sampled_from(["text", "escaped", "placeholder"]), any_text
 CONFIG_SKELETONS = st.recursive(
     st.lists(PIECES, max_size=3).map(Template) | st.integers() | st.none(),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(any_text, children, max_size=3),
-    max_leaves=6,
+    max_leaves=5,
 )
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+
 from stepwise.outbound import (
     BlockedDestination,
     CallPolicy,
@@ -24,12 +23,7 @@ from stepwise.outbound import (
     check_destination,
     classify_address,
 )
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # `tests.support` lives at the project root, which pytest does not put on sys.path
-    sys.path.insert(0, _ROOT)
-
-from tests.support.agent_server import AgentServer, Reply  # noqa: E402
+from tests.support.agent_server import AgentServer, Reply
 
 # Real HTTP on 127.0.0.1 needs allow_private; backoffs are tiny so the whole file runs in a few seconds.
 LOCAL = CallPolicy(timeout_seconds=2.0, max_attempts=3, backoff_seconds=0.01, allow_private=True)

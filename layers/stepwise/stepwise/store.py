@@ -28,7 +28,7 @@ import binascii
 import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -39,6 +39,9 @@ from stepwise.models.agent import AgentRecord
 from stepwise.models.execution import TERMINAL_STATES, LogLine
 from stepwise.models.records import ActiveNode, ExecutionRecord, NodeRun
 from stepwise.models.workflow import WorkflowDefinition, WorkflowView
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef
 
 Item = dict[str, Any]
 
@@ -114,7 +117,7 @@ class Store:
             "definition": _json(view.definition_json()),
         }
 
-    def _version_put(self, view: WorkflowView) -> Item:
+    def _version_put(self, view: WorkflowView) -> PutTypeDef:
         definition = view.definition_json()
         return {
             "TableName": self.table,
@@ -414,7 +417,7 @@ class Store:
         except ClientError as error:
             if not _is_conditional_failure(error):
                 raise
-            item = error.response.get("Item")  # type: ignore[typeddict-item]
+            item = cast(Item | None, error.response.get("Item"))
             return False, self._execution_record(item) if item else None
         return True, self._execution_record(answer["Attributes"])
 
@@ -468,7 +471,7 @@ class Store:
         record.activeNode = active
         return True
 
-    def _run_put(self, execution_id: str, run: NodeRun) -> Item:
+    def _run_put(self, execution_id: str, run: NodeRun) -> PutTypeDef:
         return {
             "TableName": self.table,
             "Item": {

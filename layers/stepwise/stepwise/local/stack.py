@@ -82,7 +82,9 @@ def provision(project_dir: Path, region: str = "us-east-1", *, allow_private_end
     iam = session.client("iam")
     trust = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
     }
     try:
         role_arn = iam.create_role(RoleName=f"{PREFIX}-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]

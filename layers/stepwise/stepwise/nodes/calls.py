@@ -32,6 +32,10 @@ def send(
     data: str | None = None,
 ) -> HttpAnswer:
     """Make the call, logging every attempt on the node; a failure becomes ``NodeFailed``."""
+
+    def log(level: str, message: str) -> None:
+        context.log("warning" if level == "warning" else "error" if level == "error" else "info", message)
+
     try:
         return call(
             method,
@@ -40,7 +44,7 @@ def send(
             headers=headers,
             json_body=json_body,
             data=data,
-            log=context.log,
+            log=log,
             should_stop=context.should_stop,
         )
     except OutboundError as error:

@@ -98,7 +98,6 @@ def _idempotent_launch(table: str, ttl_seconds: int) -> Any:
         raise_on_no_idempotency_key=True,
     )
 
-    @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
     def start_once(request: dict[str, Any], store: Store, settings: Settings, workflow: WorkflowView) -> dict[str, str]:
         execution_id = launch(
             store,
@@ -110,7 +109,8 @@ def _idempotent_launch(table: str, ttl_seconds: int) -> Any:
         )
         return {"workflowId": workflow.id, "executionId": execution_id}
 
-    return start_once
+    decorate = idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
+    return decorate(start_once)
 
 
 def start(
@@ -166,8 +166,8 @@ def node_states(
 ) -> dict[str, NodeStateView]:
     """Every node of the pinned version: its latest run, the running node, or PENDING / SKIPPED."""
     latest: dict[str, NodeRun] = {}
-    for run in sorted(runs, key=lambda r: r.run):
-        latest[run.nodeId] = run
+    for each in sorted(runs, key=lambda r: r.run):
+        latest[each.nodeId] = each
     ended = terminal(record.state)
     states: dict[str, NodeStateView] = {}
     node_ids = [node.id for node in definition.nodes] if definition else list(latest)

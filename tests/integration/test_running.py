@@ -1,0 +1,383 @@
+"""Running workflows end to end: the API starts them, the real ASL runs under moto, the node runner runs the
+nodes, and agents answer over real HTTP from a server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.agent_server import AgentServer, Reply
+from tests.support.builders import wait_for_state, wait_until
+
+
+@pytest.fixture
+def agent_server() -> Iterator[AgentServer]:
+    with AgentServer() as server:
+        yield server
+
+
+def create_agent(api: Any, server: AgentServer, path: str = "/agent", **fields: Any) -> str:
+    body = {"name": "helper", "endpoint": f"{server.url}{path}", "protocol": "json", **fields}
+    answer = api.post("/api/agents", json_body=body)
+    assert answer.status == 201, answer.body
+    return str(answer.body["data"]["id"])
+
+
+def run(api: Any, definition: dict[str, Any], variables: dict[str, Any] | None = None) -> str:
+    created = api.post("/api/workflows", json_body=definition)
+    assert created.status == 201, created.body
+    started = api.post(f"/api/workflows/execute/{created.body['data']['id']}", json_body={"variables": variables or {}})
+    assert started.status == 202, started.body
+    return str(started.body["data"]["executionId"])
+
+
+def test_a_multi_node_workflow_with_an_agent_completes_with_its_answer(api: Any, agent_server: AgentServer) -> None:
+    # Given an agent (with a credential) that echoes the prompt it receives
+    agent_server.script("/agent", Reply.echo_json())
+    agent_id = create_agent(api, agent_server, credential="sk-local-secret", headers={"X-Team": "docs"})
+    definition = {
+        "name": "summarize",
+        "variables": {"user": {"name": "Ada"}},
+        "nodes": [
+            {"id": "prepare", "type": "setVariables", "config": {"values": {"topic": "engines for ${user.name}"}}},
+            {"id": "ask", "type": "agentTask",
+             "config": {"agentId": agent_id, "prompt": "Summarize ${topic}", "outputVariable": "summary"}},
+            {"id": "finish", "type": "setVariables", "config": {"values": {"done": True}}},
+        ],
+        "output": ["summary", "done"],
+    }
+
+    # When it runs
+    execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
+
+    # Then the agent got the interpolated prompt, the variables and the credential, and its answer is stored
+    assert execution["state"] == "COMPLETED", execution["error"]
+    request = agent_server.requests[0]
+    assert request.method == "POST"
+    assert request.json["prompt"] == "Summarize engines for Ada"
+    assert request.json["variables"]["topic"] == "engines for Ada"
+    assert request.json["executionId"] == execution["id"] and request.json["nodeId"] == "ask"
+    assert request.header("Authorization") == "Bearer sk-local-secret"
+    assert request.header("X-Team") == "docs"
+    assert execution["variables"]["summary"]["answer"] == "echo: Summarize engines for Ada"
+    assert execution["output"] == {"summary": execution["variables"]["summary"], "done": True}
+    assert [execution["nodeStates"][n]["state"] for n in ("prepare", "ask", "finish")] == ["COMPLETED"] * 3
+    assert execution["nodeStates"]["ask"]["output"]["answer"] == "echo: Summarize engines for Ada"
+    messages = [line["message"] for line in execution["logs"] if line["nodeId"] == "ask"]
+    assert any("calling agent helper" in m for m in messages)
+    assert "sk-local-secret" not in str(execution)
+
+
+def test_an_openai_chat_agent_stores_the_first_choice(api: Any, agent_server: AgentServer) -> None:
+    agent_server.script("/chat", Reply.openai_echo())
+    agent_id = create_agent(api, agent_server, path="/chat", protocol="openai-chat", model="gpt-test")
+    definition = {"name": "chat", "nodes": [{"id": "ask", "type": "agentTask",
+                                            "config": {"agentId": agent_id, "prompt": "Hi ${who}"}}]}
+
+    execution = wait_for_state(api, run(api, definition, {"who": "there"}), {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "COMPLETED", execution["error"]
+    assert execution["variables"]["ask"] == "echo: Hi there"
+    sent = agent_server.requests[0].json
+    assert sent["model"] == "gpt-test"
+    assert sent["messages"] == [{"role": "user", "content": "Hi there"}]
+
+
+def test_a_failing_agent_fails_the_execution_with_that_nodes_error(api: Any, agent_server: AgentServer) -> None:
+    agent_server.script("/agent", Reply(status=503, json={"error": "overloaded"}))
+    agent_id = create_agent(api, agent_server)
+    definition = {
+        "name": "fails",
+        "nodes": [
+            {"id": "ask", "type": "agentTask", "config": {"agentId": agent_id, "prompt": "x"},
+             "retry": {"maxAttempts": 2, "backoffSeconds": 0}},
+            {"id": "after", "type": "setVariables", "config": {"values": {"reached": True}}},
+        ],
+    }
+
+    execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "FAILED"
+    assert execution["error"].startswith("Node 'ask' (agentTask) failed:")
+    assert "503" in execution["error"]
+    assert execution["nodeStates"]["ask"]["state"] == "FAILED"
+    assert execution["nodeStates"]["after"]["state"] == "SKIPPED"
+    assert "reached" not in execution["variables"]
+    assert len(agent_server.requests) == 2
+    attempts = [line for line in execution["logs"] if "attempt" in line["message"]]
+    assert len(attempts) >= 2
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (Reply.garbage(), "not JSON"),
+        (Reply.huge(3 * 1024 * 1024), "more than"),
+    ],
+)
+def test_an_agent_answering_garbage_or_too_much_fails_the_node_cleanly(
+    api: Any, agent_server: AgentServer, reply: Reply, expected: str
+) -> None:
+    agent_server.script("/agent", reply)
+    agent_id = create_agent(api, agent_server)
+    definition = {"name": "g", "nodes": [{"id": "ask", "type": "agentTask",
+                                         "config": {"agentId": agent_id, "prompt": "x"}}]}
+
+    execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "FAILED"
+    assert expected in execution["error"]
+
+
+def test_a_condition_skips_the_branch_not_taken(api: Any) -> None:
+    definition = {
+        "name": "branch",
+        "nodes": [
+            {"id": "check", "type": "condition",
+             "config": {"left": "${score}", "op": "gte", "right": 50, "then": "pass", "else": "fail"}},
+            {"id": "fail", "type": "setVariables", "config": {"values": {"result": "failed"}}, "next": "end"},
+            {"id": "pass", "type": "setVariables", "config": {"values": {"result": "passed"}}},
+            {"id": "end", "type": "setVariables", "config": {"values": {"finished": True}}},
+        ],
+    }
+
+    execution = wait_for_state(api, run(api, definition, {"score": 72}), {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "COMPLETED", execution["error"]
+    assert execution["variables"]["result"] == "passed"
+    states = {node: view["state"] for node, view in execution["nodeStates"].items()}
+    assert states == {"check": "COMPLETED", "fail": "SKIPPED", "pass": "COMPLETED", "end": "COMPLETED"}
+    assert execution["nodeStates"]["check"]["output"] == {"result": True, "next": "pass"}
+
+
+def test_a_delay_waits_in_the_state_machine(api: Any) -> None:
+    definition = {
+        "name": "wait",
+        "nodes": [
+            {"id": "pause", "type": "delay", "config": {"seconds": 1}},
+            {"id": "after", "type": "setVariables", "config": {"values": {"after": "${now}"}}},
+        ],
+    }
+    execution_id = run(api, definition, {"now": "later"})
+
+    waiting = wait_until(
+        lambda: (e := api.get(f"/api/workflows/execute/{execution_id}").body["data"])["nodeStates"]["pause"]["state"]
+        == "RUNNING" and e,
+        message="the delay node to be RUNNING",
+    )
+    assert waiting["state"] == "RUNNING"
+    execution = wait_for_state(api, execution_id, {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "COMPLETED", execution["error"]
+    assert execution["nodeStates"]["pause"]["output"] == {"waitedSeconds": 1}
+    assert execution["variables"]["after"] == "later"
+
+
+def test_an_approval_pauses_until_resumed(api: Any) -> None:
+    definition = {
+        "name": "approve",
+        "nodes": [
+            {"id": "review", "type": "approval", "config": {"message": "ship it?"}},
+            {"id": "ship", "type": "setVariables", "config": {"values": {"shipped": True}}},
+        ],
+    }
+    execution_id = run(api, definition)
+
+    paused = wait_for_state(api, execution_id, {"PAUSED", "FAILED"})
+    assert paused["state"] == "PAUSED"
+    assert paused["nodeStates"]["review"]["state"] == "RUNNING"
+    assert paused["nodeStates"]["ship"]["state"] == "PENDING"
+    # Another user cannot approve
+    assert api.post(f"/api/workflows/execute/{execution_id}/resume", user="mallory").status == 403
+
+    resumed = api.post(f"/api/workflows/execute/{execution_id}/resume")
+    assert resumed.status == 200
+    assert resumed.body == {"success": True, "message": f"Execution {execution_id} approved and resumed"}
+
+    execution = wait_for_state(api, execution_id, {"COMPLETED", "FAILED"})
+    assert execution["state"] == "COMPLETED", execution["error"]
+    assert execution["nodeStates"]["review"]["output"]["approvedBy"] == "alice"
+    assert execution["variables"]["shipped"] is True
+    again = api.post(f"/api/workflows/execute/{execution_id}/resume")
+    assert again.status == 409
+
+
+def test_an_approval_nobody_gives_times_out_and_fails(api: Any) -> None:
+    definition = {
+        "name": "approve",
+        "nodes": [
+            {"id": "review", "type": "approval", "config": {"timeoutSeconds": 1}},
+            {"id": "ship", "type": "setVariables", "config": {"values": {"shipped": True}}},
+        ],
+    }
+
+    execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "FAILED"
+    assert execution["error"] == "Node 'review' (approval) failed: nobody approved within 1 s"
+    assert execution["nodeStates"]["review"]["state"] == "FAILED"
+    assert execution["nodeStates"]["ship"]["state"] == "SKIPPED"
+
+
+def test_pause_takes_effect_at_the_next_node_boundary_and_resume_goes_on(api: Any, agent_server: AgentServer) -> None:
+    agent_server.script("/agent", Reply(json={"ok": True}, delay=1.0))
+    agent_id = create_agent(api, agent_server)
+    definition = {
+        "name": "pausable",
+        "nodes": [
+            {"id": "slow", "type": "agentTask", "config": {"agentId": agent_id, "prompt": "x"}},
+            {"id": "next", "type": "setVariables", "config": {"values": {"after": 1}}},
+        ],
+    }
+    execution_id = run(api, definition)
+    agent_server.wait_for_requests(1, timeout=15)
+
+    asked = api.post(f"/api/workflows/execute/{execution_id}/pause")
+    assert asked.status == 200
+    paused = wait_for_state(api, execution_id, {"PAUSED", "COMPLETED", "FAILED"})
+    assert paused["state"] == "PAUSED"
+    assert paused["nodeStates"]["slow"]["state"] == "COMPLETED"
+    assert paused["nodeStates"]["next"]["state"] == "PENDING"
+    assert api.post(f"/api/workflows/execute/{execution_id}/pause").status == 409
+
+    assert api.post(f"/api/workflows/execute/{execution_id}/resume").status == 200
+    execution = wait_for_state(api, execution_id, {"COMPLETED", "FAILED"})
+    assert execution["state"] == "COMPLETED"
+    assert execution["variables"]["after"] == 1
+
+
+def test_cancel_during_a_slow_agent_call_stops_the_run(api: Any, agent_server: AgentServer) -> None:
+    # Given an agent that takes 10 s to answer, and a node after it that calls the agent again
+    agent_server.script("/agent", Reply(json={"late": True}, delay=10.0))
+    agent_id = create_agent(api, agent_server)
+    definition = {
+        "name": "cancelable",
+        "nodes": [
+            {"id": "slow", "type": "agentTask", "config": {"agentId": agent_id, "prompt": "x"}},
+            {"id": "later", "type": "agentTask", "config": {"agentId": agent_id, "prompt": "y"}},
+        ],
+    }
+    execution_id = run(api, definition)
+    agent_server.wait_for_requests(1, timeout=15)
+
+    # When it is canceled while the agent call is in flight
+    began = time.monotonic()
+    answer = api.delete(f"/api/workflows/execute/{execution_id}")
+
+    # Then it is CANCELED at once, the node in flight is marked canceled and nothing after it runs
+    assert answer.status == 200
+    execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert execution["state"] == "CANCELED"
+    assert execution["nodeStates"]["slow"]["state"] == "FAILED"
+    assert execution["nodeStates"]["slow"]["error"] == "canceled"
+    assert execution["nodeStates"]["later"]["state"] == "SKIPPED"
+    # The node runner notices within its poll interval and records the discarded run
+    wait_until(
+        lambda: any("result discarded" in line["message"]
+                    for line in api.get(f"/api/workflows/execute/{execution_id}").body["data"]["logs"]),
+        timeout=5,
+        message="the node runner to discard the canceled node",
+    )
+    assert time.monotonic() - began < 5
+    final = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert final["state"] == "CANCELED"
+    assert "late" not in str(final["variables"])
+    assert len(agent_server.requests) == 1
+
+
+def test_cancel_of_a_paused_execution_is_final(api: Any) -> None:
+    definition = {"name": "approve", "nodes": [{"id": "review", "type": "approval", "config": {}}]}
+    execution_id = run(api, definition)
+    wait_for_state(api, execution_id, {"PAUSED"})
+
+    assert api.delete(f"/api/workflows/execute/{execution_id}").status == 200
+
+    assert api.post(f"/api/workflows/execute/{execution_id}/resume").status == 409
+    time.sleep(0.5)
+    execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert execution["state"] == "CANCELED"
+    assert execution["nodeStates"]["review"]["state"] == "FAILED"
+
+
+def test_the_step_limit_stops_a_loop(api: Any) -> None:
+    definition = {
+        "name": "loop",
+        "maxNodeRuns": 6,
+        "nodes": [
+            {"id": "tick", "type": "setVariables", "config": {"values": {"spins": "${spins}"}}},
+            {"id": "again", "type": "condition",
+             "config": {"left": 1, "op": "eq", "right": 1, "then": "tick", "else": "tick"}},
+        ],
+    }
+
+    execution = wait_for_state(api, run(api, definition, {"spins": 0}), {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "FAILED"
+    assert "step limit reached: 6 node runs" in execution["error"]
+
+
+def test_an_unknown_variable_fails_the_node_naming_the_path(api: Any) -> None:
+    definition = {"name": "typo", "nodes": [{"id": "use", "type": "setVariables",
+                                            "config": {"values": {"x": "${user.emial}"}}}]}
+
+    execution = wait_for_state(api, run(api, definition, {"user": {"email": "a@b.c"}}), {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "FAILED"
+    assert "${user.emial}" in execution["error"]
+
+
+def test_an_http_request_node_stores_status_headers_and_parsed_body(api: Any, agent_server: AgentServer) -> None:
+    agent_server.script("/orders/42", Reply(json={"id": 42, "total": 99.5}, headers={"X-Trace": "t-1"}))
+    definition = {
+        "name": "fetch",
+        "nodes": [
+            {"id": "fetch", "type": "httpRequest",
+             "config": {"method": "GET", "url": agent_server.url + "/orders/${orderId}", "outputVariable": "order"}},
+            {"id": "check", "type": "condition",
+             "config": {"left": "${order.body.total}", "op": "gt", "right": 50, "then": "big", "else": "small"}},
+            {"id": "small", "type": "setVariables", "config": {"values": {"size": "small"}}, "next": "big"},
+            {"id": "big", "type": "setVariables", "config": {"values": {"size": "${order.body.id}"}}},
+        ],
+    }
+
+    execution = wait_for_state(api, run(api, definition, {"orderId": 42}), {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "COMPLETED", execution["error"]
+    order = execution["variables"]["order"]
+    assert order["status"] == 200
+    assert order["body"] == {"id": 42, "total": 99.5}
+    assert order["headers"]["X-Trace"] == "t-1"
+    assert execution["variables"]["size"] == 42
+
+
+def test_calls_to_the_cloud_metadata_address_are_refused(api: Any) -> None:
+    definition = {"name": "ssrf", "nodes": [{"id": "steal", "type": "httpRequest",
+                                            "config": {"url": "http://169.254.169.254/latest/meta-data/"}}]}
+
+    execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "FAILED"
+    assert "refusing" in execution["error"]
+
+
+def test_an_oversized_node_output_is_truncated_and_the_run_goes_on(api: Any, agent_server: AgentServer) -> None:
+    agent_server.script("/big", Reply(json={"blob": "x" * 200_000}))
+    definition = {
+        "name": "big",
+        "nodes": [
+            {"id": "fetch", "type": "httpRequest", "config": {"url": agent_server.url + "/big"}},
+            {"id": "after", "type": "setVariables", "config": {"values": {"ok": True}}},
+        ],
+    }
+
+    execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "COMPLETED", execution["error"]
+    assert execution["variables"]["fetch"]["truncated"] is True
+    assert execution["variables"]["fetch"]["bytes"] > 200_000
+    assert execution["nodeStates"]["fetch"]["output"]["truncated"] is True
+    assert any("stored truncated" in line["message"] for line in execution["logs"])

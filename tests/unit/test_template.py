@@ -1,0 +1,300 @@
+"""template.yaml and statemachine/execution.asl.json read as data: the rules a reviewer would check by eye."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stepwise.local.template import (
+    create_table_kwargs,
+    definition_placeholders,
+    function_specs,
+    load_template,
+    resources_of_type,
+    state_machine_definition,
+    table_specs,
+)
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+TERMINAL_TYPES = {"Choice", "Succeed", "Fail"}
+TRANSIENT_LAMBDA_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+# Name properties that are unique only inside their parent (a pool, a role, a table, an API), so a
+# literal value cannot collide with another stack's.
+PARENT_SCOPED_NAMES = {"GroupName", "PolicyName", "IndexName", "StageName", "AttributeName"}
+# Actions IAM grants on no resource ARN at all: the only ones allowed with Resource "*".
+ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = {
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
+    "scheduler:ListSchedules",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+# notes/CONTRACTS.md, "Environment variables the functions read".
+CONTRACT_ENVIRONMENT = {
+    "TABLE_NAME",
+    "IDEMPOTENCY_TABLE_NAME",
+    "STATE_MACHINE_ARN",
+    "SECRET_PREFIX",
+    "ALLOW_PRIVATE_ENDPOINTS",
+    "SCHEDULE_GROUP_NAME",
+    "SCHEDULER_TARGET_ARN",
+    "SCHEDULER_ROLE_ARN",
+    "SCHEDULER_DLQ_ARN",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(PROJECT_DIR)
+
+
+@pytest.fixture(scope="module")
+def state_machine(template: dict[str, Any]) -> dict[str, Any]:
+    properties = template["Resources"]["ExecutionStateMachine"]["Properties"]
+    substitutions = {name: f"<{name}>" for name in properties["DefinitionSubstitutions"]}
+    definition: dict[str, Any] = json.loads(state_machine_definition(PROJECT_DIR, template, substitutions))
+    return definition
+
+
+@pytest.fixture(scope="module")
+def states(state_machine: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = state_machine["States"]
+    return result
+
+
+def _targets(state: dict[str, Any]) -> list[str]:
+    targets = [state["Next"]] if "Next" in state else []
+    targets += [choice["Next"] for choice in state.get("Choices", [])]
+    targets += [state["Default"]] if "Default" in state else []
+    targets += [catcher["Next"] for catcher in state.get("Catch", [])]
+    return targets
+
+
+# ---------------------------------------------------------------------------------------------- the ASL
+
+
+def test_asl_placeholders_equal_the_definition_substitutions(template: dict[str, Any]) -> None:
+    properties = template["Resources"]["ExecutionStateMachine"]["Properties"]
+    text = (PROJECT_DIR / properties["DefinitionUri"]).read_text()
+    assert definition_placeholders(text) == set(properties["DefinitionSubstitutions"])
+
+
+def test_a_missing_substitution_is_an_error(template: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="NodeRunnerFunctionArn"):
+        state_machine_definition(PROJECT_DIR, template, {})
+
+
+def test_every_state_has_next_or_end(states: dict[str, dict[str, Any]]) -> None:
+    for name, state in states.items():
+        if state["Type"] in TERMINAL_TYPES:
+            assert "Next" not in state, name
+            assert "End" not in state, name
+        else:
+            assert ("Next" in state) != bool(state.get("End")), f"{name} needs exactly one of Next or End"
+
+
+def test_every_target_exists_and_every_state_is_reachable(
+    state_machine: dict[str, Any], states: dict[str, dict[str, Any]]
+) -> None:
+    assert state_machine["StartAt"] in states
+    reachable, frontier = set(), [state_machine["StartAt"]]
+    while frontier:
+        name = frontier.pop()
+        if name in reachable:
+            continue
+        reachable.add(name)
+        for target in _targets(states[name]):
+            assert target in states, f"{name} goes to {target}, which does not exist"
+            frontier.append(target)
+    assert reachable == set(states), f"unreachable: {set(states) - reachable}"
+
+
+def test_every_task_retries_transient_lambda_errors_and_catches_everything(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    tasks = {name: state for name, state in states.items() if state["Type"] == "Task"}
+    assert tasks
+    for name, task in tasks.items():
+        assert task["Parameters"]["FunctionName"] == "<NodeRunnerFunctionArn>", name
+        retriers = task.get("Retry", [])
+        assert any(set(r["ErrorEquals"]) == TRANSIENT_LAMBDA_ERRORS for r in retriers), name
+        assert all(r.get("JitterStrategy") == "FULL" for r in retriers), name
+        catchers = task.get("Catch", [])
+        assert catchers, name
+        assert catchers[-1]["ErrorEquals"] == ["States.ALL"], name
+        expected = "ExecutionFailed" if name == "RecordFailure" else "RecordFailure"
+        assert catchers[-1]["Next"] == expected, name
+
+
+def test_the_route_covers_every_status_of_the_contract(states: dict[str, dict[str, Any]]) -> None:
+    route = states["Route"]
+    routed = {choice["StringEquals"]: choice["Next"] for choice in route["Choices"]}
+    assert routed == {
+        "continue": "RunNode",
+        "delay": "Delay",
+        "pause": "Pause",
+        "approval": "AwaitApproval",
+        "done": "Completed",
+        "ended": "Canceled",
+        "failed": "NodeFailed",
+    }
+    assert all(choice["Variable"] == "$.step.status" for choice in route["Choices"])
+    assert route["Default"] in states
+
+
+def test_the_normal_loop_is_two_transitions_per_node(states: dict[str, dict[str, Any]]) -> None:
+    assert states["RunNode"]["Next"] == "Route"
+    assert {"StringEquals": "continue", "Next": "RunNode", "Variable": "$.step.status"} in states["Route"]["Choices"]
+
+
+# ---------------------------------------------------------------------------------------------- the template
+
+
+def test_no_function_ships_tests_or_its_own_requirements(template: dict[str, Any]) -> None:
+    for logical_id, spec in function_specs(template).items():
+        assert spec.code_uri.startswith("functions/"), logical_id
+        assert "test" not in spec.code_uri.lower(), logical_id
+        folder = PROJECT_DIR / spec.code_uri
+        shipped = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if "__pycache__" not in p.parts]
+        assert not [p for p in shipped if "test" in p.lower()], f"{logical_id} would ship {shipped}"
+        assert "requirements.txt" not in shipped, f"{logical_id}: dependencies belong in the layer"
+
+
+def test_functions_match_the_contract(template: dict[str, Any]) -> None:
+    specs = function_specs(template)
+    assert {(s.logical_id, s.code_uri, s.handler) for s in specs.values()} == {
+        ("ApiFunction", "functions/api/", "app.lambda_handler"),
+        ("NodeRunnerFunction", "functions/node_runner/", "app.lambda_handler"),
+        ("SchedulerFunction", "functions/scheduler/", "app.lambda_handler"),
+    }
+    assert set(specs["ApiFunction"].environment_keys) == CONTRACT_ENVIRONMENT
+    # Each leaves out the one variable that would be a circular dependency (see template.yaml).
+    assert set(specs["NodeRunnerFunction"].environment_keys) == CONTRACT_ENVIRONMENT - {
+        "STATE_MACHINE_ARN",
+        "SCHEDULER_TARGET_ARN",
+    }
+    assert set(specs["SchedulerFunction"].environment_keys) == CONTRACT_ENVIRONMENT - {"SCHEDULER_TARGET_ARN"}
+    assert specs["ApiFunction"].timeout <= 29
+    assert specs["NodeRunnerFunction"].timeout == 330
+
+
+def test_every_function_has_a_log_group_with_retention(template: dict[str, Any]) -> None:
+    log_groups = resources_of_type(template, "AWS::Logs::LogGroup")
+    assert all("RetentionInDays" in group["Properties"] for group in log_groups.values())
+    names = [group["Properties"].get("LogGroupName") for group in log_groups.values()]
+    for logical_id in resources_of_type(template, "AWS::Serverless::Function"):
+        assert {"Fn::Sub": f"/aws/lambda/${{{logical_id}}}"} in names, logical_id
+
+
+def test_no_resource_has_a_fixed_name(template: dict[str, Any]) -> None:
+    for logical_id, resource in template["Resources"].items():
+        for key, value in (resource.get("Properties") or {}).items():
+            if not key.endswith("Name") or key in PARENT_SCOPED_NAMES:
+                continue
+            fixed = isinstance(value, str) or (
+                isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str) and "${" not in value["Fn::Sub"]
+            )
+            assert not fixed, f"{logical_id}.{key} is a fixed name: {value!r}"
+
+
+def _statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+
+    def walk(logical_id: str, node: Any) -> None:
+        if isinstance(node, dict):
+            if "Effect" in node and "Action" in node:
+                found.append((logical_id, node))
+            for value in node.values():
+                walk(logical_id, value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(logical_id, value)
+
+    for logical_id, resource in template["Resources"].items():
+        walk(logical_id, resource.get("Properties"))
+    return found
+
+
+def test_resource_star_only_for_actions_without_resource_level_permissions(template: dict[str, Any]) -> None:
+    statements = _statements(template)
+    assert statements
+    for logical_id, statement in statements:
+        resources = statement.get("Resource", [])
+        if "*" in (resources if isinstance(resources, list) else [resources]):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert set(actions) <= ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS, f"{logical_id}: {actions}"
+
+
+def test_the_tables_match_the_contract(template: dict[str, Any]) -> None:
+    specs = table_specs(template)
+    assert set(specs) == {"StepwiseTable", "IdempotencyTable"}
+    assert create_table_kwargs(specs["StepwiseTable"], "t") == {
+        "TableName": "t",
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": "PK", "AttributeType": "S"},
+            {"AttributeName": "SK", "AttributeType": "S"},
+            {"AttributeName": "GSI1PK", "AttributeType": "S"},
+            {"AttributeName": "GSI1SK", "AttributeType": "S"},
+        ],
+        "KeySchema": [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": "GSI1",
+                "KeySchema": [
+                    {"AttributeName": "GSI1PK", "KeyType": "HASH"},
+                    {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    }
+    assert specs["StepwiseTable"]["TimeToLiveAttribute"] == "expiresAt"
+    assert specs["IdempotencyTable"]["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert specs["IdempotencyTable"]["TimeToLiveAttribute"] == "expiration"
+    for logical_id in specs:
+        properties = template["Resources"][logical_id]["Properties"]
+        assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert properties["SSESpecification"] == {"SSEEnabled": True}
+
+
+# ---------------------------------------------------------------------------------------------- the reader
+
+
+def test_short_tags_read_into_their_long_form(tmp_path: Path) -> None:
+    (tmp_path / "template.yaml").write_text(
+        "Resources:\n"
+        "  A:\n"
+        "    Type: X\n"
+        "    Properties:\n"
+        "      Ref: !Ref B\n"
+        "      Att: !GetAtt B.Outputs.Url\n"
+        "      Sub: !Sub 'x-${B}'\n"
+        "      If: !If [C, !Ref B, !Ref AWS::NoValue]\n"
+        "      Join: !Join ['', [a, !Select [0, !GetAZs '']]]\n"
+    )
+    properties = load_template(tmp_path)["Resources"]["A"]["Properties"]
+    assert properties == {
+        "Ref": {"Ref": "B"},
+        "Att": {"Fn::GetAtt": ["B", "Outputs.Url"]},
+        "Sub": {"Fn::Sub": "x-${B}"},
+        "If": {"Fn::If": ["C", {"Ref": "B"}, {"Ref": "AWS::NoValue"}]},
+        "Join": {"Fn::Join": ["", ["a", {"Fn::Select": [0, {"Fn::GetAZs": ""}]}]]},
+    }
