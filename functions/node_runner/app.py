@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Literal
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -37,7 +38,9 @@ def lambda_handler(event: NodeRunnerEvent, context: LambdaContext) -> dict[str, 
     if event.action == "start":
         return dict(runner.start(store, event.executionId))
     if event.action == "step":
-        return dict(runner.step(store, settings, event.executionId))
+        answer = runner.step(store, settings, event.executionId)
+        metrics.add_metric(name="NodeSteps", unit=MetricUnit.Count, value=1)
+        return dict(answer)
     if event.action == "pause":
         runner.pause(store, event.executionId, event.taskToken or "")
         return None

@@ -44,8 +44,11 @@ def test_a_multi_node_workflow_with_an_agent_completes_with_its_answer(api: Any,
         "variables": {"user": {"name": "Ada"}},
         "nodes": [
             {"id": "prepare", "type": "setVariables", "config": {"values": {"topic": "engines for ${user.name}"}}},
-            {"id": "ask", "type": "agentTask",
-             "config": {"agentId": agent_id, "prompt": "Summarize ${topic}", "outputVariable": "summary"}},
+            {
+                "id": "ask",
+                "type": "agentTask",
+                "config": {"agentId": agent_id, "prompt": "Summarize ${topic}", "outputVariable": "summary"},
+            },
             {"id": "finish", "type": "setVariables", "config": {"values": {"done": True}}},
         ],
         "output": ["summary", "done"],
@@ -75,8 +78,10 @@ def test_a_multi_node_workflow_with_an_agent_completes_with_its_answer(api: Any,
 def test_an_openai_chat_agent_stores_the_first_choice(api: Any, agent_server: AgentServer) -> None:
     agent_server.script("/chat", Reply.openai_echo())
     agent_id = create_agent(api, agent_server, path="/chat", protocol="openai-chat", model="gpt-test")
-    definition = {"name": "chat", "nodes": [{"id": "ask", "type": "agentTask",
-                                            "config": {"agentId": agent_id, "prompt": "Hi ${who}"}}]}
+    definition = {
+        "name": "chat",
+        "nodes": [{"id": "ask", "type": "agentTask", "config": {"agentId": agent_id, "prompt": "Hi ${who}"}}],
+    }
 
     execution = wait_for_state(api, run(api, definition, {"who": "there"}), {"COMPLETED", "FAILED"})
 
@@ -93,8 +98,12 @@ def test_a_failing_agent_fails_the_execution_with_that_nodes_error(api: Any, age
     definition = {
         "name": "fails",
         "nodes": [
-            {"id": "ask", "type": "agentTask", "config": {"agentId": agent_id, "prompt": "x"},
-             "retry": {"maxAttempts": 2, "backoffSeconds": 0}},
+            {
+                "id": "ask",
+                "type": "agentTask",
+                "config": {"agentId": agent_id, "prompt": "x"},
+                "retry": {"maxAttempts": 2, "backoffSeconds": 0},
+            },
             {"id": "after", "type": "setVariables", "config": {"values": {"reached": True}}},
         ],
     }
@@ -124,8 +133,10 @@ def test_an_agent_answering_garbage_or_too_much_fails_the_node_cleanly(
 ) -> None:
     agent_server.script("/agent", reply)
     agent_id = create_agent(api, agent_server)
-    definition = {"name": "g", "nodes": [{"id": "ask", "type": "agentTask",
-                                         "config": {"agentId": agent_id, "prompt": "x"}}]}
+    definition = {
+        "name": "g",
+        "nodes": [{"id": "ask", "type": "agentTask", "config": {"agentId": agent_id, "prompt": "x"}}],
+    }
 
     execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
 
@@ -137,8 +148,11 @@ def test_a_condition_skips_the_branch_not_taken(api: Any) -> None:
     definition = {
         "name": "branch",
         "nodes": [
-            {"id": "check", "type": "condition",
-             "config": {"left": "${score}", "op": "gte", "right": 50, "then": "pass", "else": "fail"}},
+            {
+                "id": "check",
+                "type": "condition",
+                "config": {"left": "${score}", "op": "gte", "right": 50, "then": "pass", "else": "fail"},
+            },
             {"id": "fail", "type": "setVariables", "config": {"values": {"result": "failed"}}, "next": "end"},
             {"id": "pass", "type": "setVariables", "config": {"values": {"result": "passed"}}},
             {"id": "end", "type": "setVariables", "config": {"values": {"finished": True}}},
@@ -165,8 +179,11 @@ def test_a_delay_waits_in_the_state_machine(api: Any) -> None:
     execution_id = run(api, definition, {"now": "later"})
 
     waiting = wait_until(
-        lambda: (e := api.get(f"/api/workflows/execute/{execution_id}").body["data"])["nodeStates"]["pause"]["state"]
-        == "RUNNING" and e,
+        lambda: (
+            (e := api.get(f"/api/workflows/execute/{execution_id}").body["data"])["nodeStates"]["pause"]["state"]
+            == "RUNNING"
+            and e
+        ),
         message="the delay node to be RUNNING",
     )
     assert waiting["state"] == "RUNNING"
@@ -277,8 +294,10 @@ def test_cancel_during_a_slow_agent_call_stops_the_run(api: Any, agent_server: A
     assert execution["nodeStates"]["later"]["state"] == "SKIPPED"
     # The node runner notices within its poll interval and records the discarded run
     wait_until(
-        lambda: any("result discarded" in line["message"]
-                    for line in api.get(f"/api/workflows/execute/{execution_id}").body["data"]["logs"]),
+        lambda: any(
+            "result discarded" in line["message"]
+            for line in api.get(f"/api/workflows/execute/{execution_id}").body["data"]["logs"]
+        ),
         timeout=5,
         message="the node runner to discard the canceled node",
     )
@@ -309,8 +328,11 @@ def test_the_step_limit_stops_a_loop(api: Any) -> None:
         "maxNodeRuns": 6,
         "nodes": [
             {"id": "tick", "type": "setVariables", "config": {"values": {"spins": "${spins}"}}},
-            {"id": "again", "type": "condition",
-             "config": {"left": 1, "op": "eq", "right": 1, "then": "tick", "else": "tick"}},
+            {
+                "id": "again",
+                "type": "condition",
+                "config": {"left": 1, "op": "eq", "right": 1, "then": "tick", "else": "tick"},
+            },
         ],
     }
 
@@ -321,8 +343,10 @@ def test_the_step_limit_stops_a_loop(api: Any) -> None:
 
 
 def test_an_unknown_variable_fails_the_node_naming_the_path(api: Any) -> None:
-    definition = {"name": "typo", "nodes": [{"id": "use", "type": "setVariables",
-                                            "config": {"values": {"x": "${user.emial}"}}}]}
+    definition = {
+        "name": "typo",
+        "nodes": [{"id": "use", "type": "setVariables", "config": {"values": {"x": "${user.emial}"}}}],
+    }
 
     execution = wait_for_state(api, run(api, definition, {"user": {"email": "a@b.c"}}), {"COMPLETED", "FAILED"})
 
@@ -335,10 +359,16 @@ def test_an_http_request_node_stores_status_headers_and_parsed_body(api: Any, ag
     definition = {
         "name": "fetch",
         "nodes": [
-            {"id": "fetch", "type": "httpRequest",
-             "config": {"method": "GET", "url": agent_server.url + "/orders/${orderId}", "outputVariable": "order"}},
-            {"id": "check", "type": "condition",
-             "config": {"left": "${order.body.total}", "op": "gt", "right": 50, "then": "big", "else": "small"}},
+            {
+                "id": "fetch",
+                "type": "httpRequest",
+                "config": {"method": "GET", "url": agent_server.url + "/orders/${orderId}", "outputVariable": "order"},
+            },
+            {
+                "id": "check",
+                "type": "condition",
+                "config": {"left": "${order.body.total}", "op": "gt", "right": 50, "then": "big", "else": "small"},
+            },
             {"id": "small", "type": "setVariables", "config": {"values": {"size": "small"}}, "next": "big"},
             {"id": "big", "type": "setVariables", "config": {"values": {"size": "${order.body.id}"}}},
         ],
@@ -355,8 +385,12 @@ def test_an_http_request_node_stores_status_headers_and_parsed_body(api: Any, ag
 
 
 def test_calls_to_the_cloud_metadata_address_are_refused(api: Any) -> None:
-    definition = {"name": "ssrf", "nodes": [{"id": "steal", "type": "httpRequest",
-                                            "config": {"url": "http://169.254.169.254/latest/meta-data/"}}]}
+    definition = {
+        "name": "ssrf",
+        "nodes": [
+            {"id": "steal", "type": "httpRequest", "config": {"url": "http://169.254.169.254/latest/meta-data/"}}
+        ],
+    }
 
     execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
 

@@ -443,9 +443,9 @@ class Store:
 
     # --- the node runner's writes ----------------------------------------------------------------
 
-    def claim_node(self, record: ExecutionRecord, active: ActiveNode, count_run: bool) -> bool:
-        """Mark ``active`` as the running node, if nothing changed since ``record`` was read."""
-        increments = "nodeRuns = nodeRuns + :one, " if count_run else ""
+    def claim_node(self, record: ExecutionRecord, active: ActiveNode) -> bool:
+        """Mark ``active`` as the running node (and count the run), if nothing changed since ``record``."""
+        increments = "nodeRuns = nodeRuns + :one, "
         try:
             self.client.update_item(
                 TableName=self.table,
@@ -466,8 +466,7 @@ class Store:
                 return False
             raise
         record.revision += 1
-        if count_run:
-            record.nodeRuns += 1
+        record.nodeRuns += 1
         record.activeNode = active
         return True
 
@@ -490,11 +489,15 @@ class Store:
         variables: Mapping[str, Any],
         cursor: str | None,
         finish: tuple[str, Any, str | None] | None = None,
+        count_run: bool = False,
     ) -> bool:
-        """Record a finished node run and the variables after it, in one transaction.
+        """Record a finished node run, then the variables and cursor after it (conditionally).
 
-        ``finish`` = (state, output, error) also ends the execution. False when the execution is no
-        longer RUNNING at this revision (canceled meanwhile): nothing is written then.
+        ``finish`` = (state, output, error) also ends the execution. Returns False when the execution is no
+        longer RUNNING at this revision (canceled meanwhile): the execution item is left alone and the
+        caller overwrites the run as canceled. Two plain writes rather than a transaction: half the write
+        cost in DynamoDB, and moto copies the whole table for every transaction. The run goes first, so a
+        crash between the writes leaves a run on record, never variables without the run behind them.
         """
         names = {"#state": "state"}
         values: Item = {
@@ -504,6 +507,8 @@ class Store:
             ":revision": _n(record.revision),
         }
         assignments = ["variables = :variables", "revision = revision + :one"]
+        if count_run:
+            assignments.append("nodeRuns = nodeRuns + :one")
         removals = ["activeNode"]
         if cursor is None:
             removals.append("#cursor")
@@ -525,21 +530,15 @@ class Store:
             if retention := _retention_epoch():
                 assignments.append("expiresAt = :expires")
                 values[":expires"] = _n(retention)
+        self.put_node_run(record.id, run)
         try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": self._execution_key(record.id),
-                            "UpdateExpression": f"SET {', '.join(assignments)} REMOVE {', '.join(removals)}",
-                            "ConditionExpression": "#state = :running AND revision = :revision",
-                            "ExpressionAttributeNames": names,
-                            "ExpressionAttributeValues": values,
-                        }
-                    },
-                    {"Put": self._run_put(record.id, run)},
-                ]
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._execution_key(record.id),
+                UpdateExpression=f"SET {', '.join(assignments)} REMOVE {', '.join(removals)}",
+                ConditionExpression="#state = :running AND revision = :revision",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if _is_conditional_failure(error):
@@ -565,13 +564,14 @@ class Store:
             item["expiresAt"] = _n(retention)
         self.client.put_item(TableName=self.table, Item=item)
 
-    def set_active_node(self, record: ExecutionRecord, active: ActiveNode) -> bool:
+    def set_active_node(self, record: ExecutionRecord, active: ActiveNode, count_run: bool = False) -> bool:
         """Update the active node (a node that starts waiting), if nothing changed since ``record``."""
+        increments = ", nodeRuns = nodeRuns + :one" if count_run else ""
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key=self._execution_key(record.id),
-                UpdateExpression="SET activeNode = :active, revision = revision + :one",
+                UpdateExpression=f"SET activeNode = :active, revision = revision + :one{increments}",
                 ConditionExpression="#state = :running AND revision = :revision",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
