@@ -29,9 +29,10 @@ from stepwise.models.envelopes import (
     StartedExecution,
 )
 from stepwise.models.execution import ExecutionState, ExecutionSummary, WorkflowExecution
+from stepwise.models.schedule import ScheduleInput, SchedulePatch, ScheduleView
 from stepwise.models.workflow import StartExecutionRequest, WorkflowDefinition, WorkflowView
 from stepwise.observability import logger, metrics, tracer
-from stepwise.service import agents, executions, workflows
+from stepwise.service import agents, executions, schedules, workflows
 from stepwise.settings import get_settings
 from stepwise.store import Store
 
@@ -214,6 +215,36 @@ def update_agent(agentId: str, body: AgentInput) -> DataEnvelope[AgentView]:
 def delete_agent(agentId: str) -> MessageEnvelope:
     agents.delete(store(), caller(), agentId)
     return MessageEnvelope(message=f"Agent {agentId} deleted")
+
+
+# --- schedules ----------------------------------------------------------------------------------
+
+
+@app.post("/api/workflows/<workflowId>/schedules", tags=["schedules"])
+def create_schedule(workflowId: str, body: ScheduleInput) -> Response[DataEnvelope[ScheduleView]]:
+    view = schedules.create(store(), get_settings(), caller(), workflowId, body)
+    return _json(HTTPStatus.CREATED, DataEnvelope(data=view))
+
+
+@app.get("/api/workflows/<workflowId>/schedules", tags=["schedules"])
+def list_schedules(workflowId: str) -> ListEnvelope[ScheduleView]:
+    return ListEnvelope(data=schedules.list_for_workflow(store(), caller(), workflowId), nextCursor=None)
+
+
+@app.get("/api/workflows/<workflowId>/schedules/<scheduleId>", tags=["schedules"])
+def get_schedule(workflowId: str, scheduleId: str) -> DataEnvelope[ScheduleView]:
+    return DataEnvelope(data=schedules.get(store(), caller(), workflowId, scheduleId))
+
+
+@app.patch("/api/workflows/<workflowId>/schedules/<scheduleId>", tags=["schedules"])
+def update_schedule(workflowId: str, scheduleId: str, body: SchedulePatch) -> DataEnvelope[ScheduleView]:
+    return DataEnvelope(data=schedules.patch(store(), get_settings(), caller(), workflowId, scheduleId, body))
+
+
+@app.delete("/api/workflows/<workflowId>/schedules/<scheduleId>", tags=["schedules"])
+def delete_schedule(workflowId: str, scheduleId: str) -> MessageEnvelope:
+    schedules.delete(store(), get_settings(), caller(), workflowId, scheduleId)
+    return MessageEnvelope(message=f"Schedule {scheduleId} deleted")
 
 
 # --- the OpenAPI document (no authorizer in front of it) -----------------------------------------

@@ -38,7 +38,7 @@ def lambda_handler(event: NodeRunnerEvent, context: LambdaContext) -> dict[str, 
     if event.action == "start":
         return dict(runner.start(store, event.executionId))
     if event.action == "step":
-        answer = runner.step(store, settings, event.executionId)
+        answer = runner.step(store, settings, event.executionId, context.get_remaining_time_in_millis)
         metrics.add_metric(name="NodeSteps", unit=MetricUnit.Count, value=1)
         return dict(answer)
     if event.action == "pause":

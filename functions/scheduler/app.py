@@ -1,9 +1,37 @@
-"""The scheduler function: EventBridge Scheduler delivers a schedule's tick here (see the schedules issue)."""
+"""The scheduler function: EventBridge Scheduler delivers a schedule's tick here; it starts one execution.
+
+The event is the schedule target's Input with Scheduler's context attributes filled in
+(``stepwise.schedules.target_input``). Every rule lives in ``stepwise.service.schedules.fire``.
+"""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-def lambda_handler(event: dict[str, Any], context: Any) -> None:
-    raise NotImplementedError("scheduled runs are not built yet")
+from stepwise.models.schedule import ScheduleDelivery
+from stepwise.observability import logger, metrics, tracer
+from stepwise.service import schedules
+from stepwise.settings import get_settings
+from stepwise.store import Store
+
+
+@cache
+def _store(table: str) -> Store:
+    return Store(table)
+
+
+@logger.inject_lambda_context(correlation_id_path="scheduleId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+@event_parser(model=ScheduleDelivery)
+def lambda_handler(event: ScheduleDelivery, context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    logger.append_keys(schedule_id=event.scheduleId, scheduled_time=event.scheduledTime.isoformat())
+    result = schedules.fire(_store(settings.table_name), settings, event)
+    metrics.add_metric(name=f"ScheduledTicks{result.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    return result.model_dump()

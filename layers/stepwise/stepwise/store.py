@@ -639,6 +639,28 @@ class Store:
         """Delete one item."""
         self.client.delete_item(TableName=self.table, Key={"PK": _s(pk), "SK": _s(sk)})
 
+    # --- added for schedules: compare-and-swap of a JSON record ------------------------------------
+
+    def replace_body(self, pk: str, sk: str, body: Mapping[str, Any], *, previous: Mapping[str, Any]) -> bool:
+        """Overwrite the record under (pk, sk) only if it still holds ``previous`` (as ``get_body`` read it).
+
+        False when it changed or was deleted meanwhile. ``previous`` serializes to the stored string exactly,
+        because both are written by the same ``json.dumps`` from a dict in the same key order.
+        """
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={"PK": _s(pk), "SK": _s(sk), "body": _json(dict(body))},
+                ConditionExpression="#body = :previous",
+                ExpressionAttributeNames={"#body": "body"},
+                ExpressionAttributeValues={":previous": _json(dict(previous))},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
+
 
 def _retention_epoch(from_now: bool = False) -> int | None:
     from stepwise.settings import get_settings

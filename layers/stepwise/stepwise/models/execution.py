@@ -27,23 +27,6 @@ class NodeStateView(BaseModel):
     output: Any
 
 
-class WorkflowExecution(BaseModel):
-    """The seed contract's WorkflowExecution (plus ``workflowVersion``, the version it runs)."""
-
-    id: str
-    workflowId: str
-    workflowVersion: int
-    state: ExecutionState
-    startedAt: str
-    completedAt: str | None
-    startedBy: str
-    variables: dict[str, Any]
-    logs: list[LogLine]
-    output: Any
-    error: str | None
-    nodeStates: dict[str, NodeStateView]
-
-
 class ExecutionSummary(BaseModel):
     """One row of an execution listing."""
 
@@ -55,3 +38,12 @@ class ExecutionSummary(BaseModel):
     completedAt: str | None
     startedBy: str
     error: str | None
+
+
+class WorkflowExecution(ExecutionSummary):
+    """The seed contract's WorkflowExecution (plus ``workflowVersion``, the version it runs)."""
+
+    variables: dict[str, Any]
+    logs: list[LogLine]
+    output: Any
+    nodeStates: dict[str, NodeStateView]

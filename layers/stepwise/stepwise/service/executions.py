@@ -220,18 +220,12 @@ def get(store: Store, caller: Caller, execution_id: str) -> WorkflowExecution:
     for run in runs:
         lines.extend(run.logs)
     lines.sort(key=lambda line: line.timestamp)
+    summary = ExecutionSummary.model_validate(record, from_attributes=True)
     return WorkflowExecution(
-        id=record.id,
-        workflowId=record.workflowId,
-        workflowVersion=record.workflowVersion,
-        state=record.state,
-        startedAt=record.startedAt,
-        completedAt=record.completedAt,
-        startedBy=record.startedBy,
+        **summary.model_dump(),
         variables=record.variables,
         logs=lines,
         output=record.output,
-        error=record.error,
         nodeStates=node_states(record, runs, definition),
     )
 
@@ -248,19 +242,7 @@ def list_for_workflow(
     records, next_cursor = store.list_executions(owner, workflow_id, state, limit, cursor)
     if workflow is None and not records and cursor is None:
         raise WorkflowNotFound(workflow_id)
-    summaries = [
-        ExecutionSummary(
-            id=r.id,
-            workflowId=r.workflowId,
-            workflowVersion=r.workflowVersion,
-            state=r.state,
-            startedAt=r.startedAt,
-            completedAt=r.completedAt,
-            startedBy=r.startedBy,
-            error=r.error,
-        )
-        for r in records
-    ]
+    summaries = [ExecutionSummary.model_validate(r, from_attributes=True) for r in records]
     return summaries, next_cursor
 
 

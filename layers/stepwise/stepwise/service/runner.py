@@ -29,6 +29,8 @@ from stepwise.store import Store, terminal
 Status = Literal["continue", "delay", "pause", "approval", "done", "failed", "ended"]
 # How often a node that calls out looks for a cancel while it waits on the other side.
 CANCEL_POLL_SECONDS = 0.5
+# A node that calls out gives up this long before the node runner's own timeout, so it fails cleanly.
+TIME_MARGIN_MS = 10_000
 
 
 class Answer(TypedDict):
@@ -97,7 +99,10 @@ def start(store: Store, execution_id: str) -> Answer:
 class _Step:
     """One call of ``step``: the execution as read, and the log lines of the node being run."""
 
-    def __init__(self, store: Store, settings: Settings, record: ExecutionRecord) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, record: ExecutionRecord, time_left_ms: Callable[[], int] | None = None
+    ) -> None:
+        self.time_left_ms = time_left_ms
         self.store = store
         self.settings = settings
         self.record = record
@@ -171,6 +176,9 @@ class _Step:
             if self.canceled():
                 stop.set()
                 raise _Canceled
+            if self.time_left_ms and self.time_left_ms() < TIME_MARGIN_MS:
+                stop.set()
+                raise NodeFailed("ran out of time: the call outlasted the node runner's time limit")
         if failure:
             raise failure[0]
         return result[0]
@@ -273,15 +281,18 @@ class _Step:
         return self.commit(node, active, outcome, time.monotonic())
 
 
-def step(store: Store, settings: Settings, execution_id: str) -> Answer:
-    """Run the next node (or finish the one that waited), then say what the state machine does next."""
+def step(store: Store, settings: Settings, execution_id: str, time_left_ms: Callable[[], int] | None = None) -> Answer:
+    """Run the next node (or finish the one that waited), then say what the state machine does next.
+
+    ``time_left_ms`` is the Lambda context's clock: a node that calls out fails cleanly before it runs out.
+    """
     for _ in range(3):
         record = _load(store, execution_id)
         if terminal(record.state):
             return answer("ended")
         if record.state != "RUNNING":
             raise RuntimeError(f"execution {execution_id} is {record.state}; expected RUNNING")
-        current = _Step(store, settings, record)
+        current = _Step(store, settings, record, time_left_ms)
         if record.activeNode and record.activeNode.waitingFor:
             return current.finish_waiting(record.activeNode)
         if record.pauseRequested:
@@ -360,17 +371,22 @@ def approval_timeout(store: Store, execution_id: str) -> Answer:
     )
     if not moved:
         return answer("ended")
+    _record_failed_run(store, execution_id, active, message)
+    return answer("failed")
+
+
+def _record_failed_run(store: Store, execution_id: str, active: ActiveNode, message: str) -> None:
+    """The active node failed outside a node step (an approval timeout, an error the state machine caught)."""
     run = NodeRun(
         run=active.run,
-        nodeId=node.id,
+        nodeId=active.nodeId,
         state="FAILED",
         startedAt=active.startedAt,
         completedAt=now_iso(),
         error=message,
-        logs=[_line(node.id, "error", f"Node failed: {message}")],
+        logs=[_line(active.nodeId, "error", f"Node failed: {message}")],
     )
     store.put_node_run(execution_id, run)
-    return answer("failed")
 
 
 def fail(store: Store, execution_id: str, error: dict[str, Any]) -> Answer:
@@ -395,15 +411,5 @@ def fail(store: Store, execution_id: str, error: dict[str, Any]) -> Answer:
         remove=("taskToken", "activeNode"),
     )
     if moved and record.activeNode:
-        active = record.activeNode
-        run = NodeRun(
-            run=active.run,
-            nodeId=active.nodeId,
-            state="FAILED",
-            startedAt=active.startedAt,
-            completedAt=now_iso(),
-            error=message,
-            logs=[_line(active.nodeId, "error", f"Node failed: {message}")],
-        )
-        store.put_node_run(execution_id, run)
+        _record_failed_run(store, execution_id, record.activeNode, message)
     return answer("failed")
