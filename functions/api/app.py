@@ -115,7 +115,9 @@ def start_execution(
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=200)] = None,
 ) -> Response[DataMessageEnvelope[StartedExecution]]:
     variables = body.variables if body else {}
-    execution_id = executions.start(store(), get_settings(), caller(), workflowId, variables, idempotency_key)
+    execution_id = executions.start(
+        store(), get_settings(), caller(), workflowId, variables, idempotency_key, app.lambda_context
+    )
     metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=1)
     data = StartedExecution(workflowId=workflowId, executionId=execution_id)
     return _json(

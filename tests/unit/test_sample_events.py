@@ -8,7 +8,9 @@ name something that must exist are checked both ways where both say something:
   placeholder execution, so they are sent as they stand (a well-formed 404, not a crash) and again with
   the id of a real execution (200);
 * the node runner events name a placeholder execution; a missing execution is a Lambda error by
-  contract, so they are sent with the id of a real execution in the state each action expects.
+  contract, so they are sent with the id of a real execution in the state each action expects;
+* the scheduler event names the demo workflow and a placeholder schedule: as it stands the tick
+  disables the unknown schedule (its contract), and with a real schedule's id it starts a run.
 
 ``events/env.json`` is checked against what the local stack really creates.
 """
@@ -32,6 +34,7 @@ from stepwise.store import Store
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 EVENTS_DIR = PROJECT_DIR / "events"
 PLACEHOLDER_EXECUTION = "exe_01JD3Z6Q4W8XK2V5N7R9T1B3C5"
+PLACEHOLDER_SCHEDULE = "sch_01JD3Z6Q4W8XK2V5N7R9T1B3C6"
 TESTED = {
     "api-start-execution.json",
     "api-get-execution.json",
@@ -229,18 +232,22 @@ def test_node_runner_pause_event_parks_the_execution(invoke: Invoke, store: Stor
     assert record.taskToken == event["taskToken"]
 
 
-def test_scheduler_tick_event_is_accepted(invoke: Invoke, store: Store, demo: str, owner: str) -> None:
+def test_scheduler_tick_event_starts_a_run_of_its_schedule(invoke: Invoke, api: Any, demo: str, owner: str) -> None:
+    # As it stands, the event names a schedule nobody created: the tick disables it instead of failing
     event = load_event("scheduler-tick.json")
     assert event["workflowId"] == demo
-    assert event["owner"] == owner
-    try:
-        invoke("SchedulerFunction", event)
-    except NotImplementedError:
-        pytest.skip("functions/scheduler/app.py is still a placeholder (the schedules issue builds it)")
+    assert invoke("SchedulerFunction", event)["outcome"] == "disabled"
 
-    # Whatever it started must end before moto goes away.
-    def all_ended() -> bool:
-        records, _ = store.list_executions(owner, demo, None, 100, None)
-        return all(r.state in ("COMPLETED", "FAILED", "CANCELED") for r in records)
+    # For a real schedule of the demo workflow, the tick starts a run that completes
+    created = api.post(f"/api/workflows/{demo}/schedules", user=owner, json_body={"expression": "rate(1 hour)"})
+    assert created.status == 201, created.body
+    result = invoke(
+        "SchedulerFunction", load_event("scheduler-tick.json", **{PLACEHOLDER_SCHEDULE: created.body["data"]["id"]})
+    )
+    assert result["outcome"] == "started", result
 
-    wait_for(all_ended)
+    def finished() -> Any:
+        execution = api.get(f"/api/workflows/execute/{result['executionId']}", user=owner).body["data"]
+        return execution if execution["state"] in ("COMPLETED", "FAILED", "CANCELED") else None
+
+    assert wait_for(finished)["state"] == "COMPLETED"

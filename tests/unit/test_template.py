@@ -57,6 +57,8 @@ CONTRACT_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
+    # Empty in AWS; declared so `sam local --env-vars events/env.json` may point at the local stack.
+    "AWS_ENDPOINT_URL",
 }
 
 

@@ -42,6 +42,10 @@ TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELED")
 WATCH_INTERVAL_SECONDS = 0.5
 REQUEST_TIMEOUT_SECONDS = 30
 MAX_PAGES = 100
+WORKFLOW_COLUMNS = ("id", "version", "name", "updatedAt")
+AGENT_COLUMNS = ("id", "protocol", "name", "endpoint")
+EXECUTION_COLUMNS = ("id", "state", "startedAt", "completedAt", "startedBy", "error")
+SCHEDULE_COLUMNS = ("id", "enabled", "expression", "timezone", "description")
 
 RUN_EPILOG = """\
 exit codes:
@@ -216,7 +220,9 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
 
 def _duration(start: str | None, end: str | None) -> str:
     seconds = _seconds_between(start, end)
-    return "" if seconds is None else f"{seconds:.1f} s"
+    if seconds is None:
+        return ""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 @dataclass(frozen=True)
@@ -368,43 +374,33 @@ def cmd_dev(args: argparse.Namespace, api: Api) -> int:
     return serve(args.port, args.aws_port)
 
 
-def cmd_workflow_create(args: argparse.Namespace, api: Api) -> int:
-    print_json(api.data("POST", "/api/workflows", json_body=load_document(args.file)))
-    return EXIT_OK
+def file_command(method: str, path: str) -> Command:
+    """A command that sends the JSON or YAML document in FILE and prints the resource it answers."""
 
+    def command(args: argparse.Namespace, api: Api) -> int:
+        print_json(api.data(method, path.format(**vars(args)), json_body=load_document(args.file)))
+        return EXIT_OK
 
-def cmd_workflow_update(args: argparse.Namespace, api: Api) -> int:
-    print_json(api.data("PUT", f"/api/workflows/{args.id}", json_body=load_document(args.file)))
-    return EXIT_OK
-
-
-def cmd_workflow_list(args: argparse.Namespace, api: Api) -> int:
-    print_rows(api.all_pages("/api/workflows"), ("id", "version", "name", "updatedAt"), args.json)
-    return EXIT_OK
-
-
-def cmd_agent_create(args: argparse.Namespace, api: Api) -> int:
-    print_json(api.data("POST", "/api/agents", json_body=load_document(args.file)))
-    return EXIT_OK
-
-
-def cmd_agent_list(args: argparse.Namespace, api: Api) -> int:
-    print_rows(api.all_pages("/api/agents"), ("id", "protocol", "name", "endpoint"), args.json)
-    return EXIT_OK
-
-
-def cmd_execution_list(args: argparse.Namespace, api: Api) -> int:
-    params = {"state": args.state} if args.state else None
-    rows = api.all_pages(f"/api/workflows/{args.workflow_id}/executions", params)
-    print_rows(rows, ("id", "state", "startedAt", "completedAt", "startedBy", "error"), args.json)
-    return EXIT_OK
+    return command
 
 
 def get_command(path: str) -> Command:
     """A command that prints the ``data`` of ``GET path`` (``{id}`` is the ID argument)."""
 
     def command(args: argparse.Namespace, api: Api) -> int:
-        print_json(api.data("GET", path.format(id=args.id)))
+        print_json(api.data("GET", path.format(**vars(args))))
+        return EXIT_OK
+
+    return command
+
+
+def list_command(path: str, columns: Sequence[str]) -> Command:
+    """A command that prints every row of a listing (``--state`` filters, where the command has it)."""
+
+    def command(args: argparse.Namespace, api: Api) -> int:
+        state = getattr(args, "state", None)
+        rows = api.all_pages(path.format(**vars(args)), {"state": state} if state else None)
+        print_rows(rows, columns, args.json)
         return EXIT_OK
 
     return command
@@ -414,7 +410,33 @@ def message_command(method: str, path: str) -> Command:
     """A command that prints the API's ``message`` for ``method path``."""
 
     def command(args: argparse.Namespace, api: Api) -> int:
-        print(api.message(method, path.format(id=args.id)))
+        print(api.message(method, path.format(**vars(args))))
+        return EXIT_OK
+
+    return command
+
+
+def cmd_schedule_create(args: argparse.Namespace, api: Api) -> int:
+    """Create a schedule that starts the workflow on a timetable."""
+    body: dict[str, Any] = {
+        "expression": args.expression,
+        "variables": parse_variables(args.var or [], args.var_file),
+        "enabled": not args.disabled,
+    }
+    if args.timezone:
+        body["timezone"] = args.timezone
+    if args.description:
+        body["description"] = args.description
+    print_json(api.data("POST", f"/api/workflows/{args.workflow_id}/schedules", json_body=body))
+    return EXIT_OK
+
+
+def switch_command(enabled: bool) -> Command:
+    """A command that enables or disables a schedule."""
+
+    def command(args: argparse.Namespace, api: Api) -> int:
+        path = f"/api/workflows/{args.workflow_id}/schedules/{args.schedule_id}"
+        print_json(api.data("PATCH", path, json_body={"enabled": enabled}))
         return EXIT_OK
 
     return command
@@ -485,19 +507,26 @@ def build_parser() -> argparse.ArgumentParser:
     workflow = commands.add_parser("workflow", help="create, update, list, get and delete workflows").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    leaf(workflow, "create", cmd_workflow_create, "create a workflow from a JSON or YAML file").add_argument("file")
-    update = leaf(workflow, "update", cmd_workflow_update, "store a new version of a workflow")
+    create = file_command("POST", "/api/workflows")
+    leaf(workflow, "create", create, "create a workflow from a JSON or YAML file").add_argument("file")
+    update = leaf(workflow, "update", file_command("PUT", "/api/workflows/{id}"), "store a new version of a workflow")
     update.add_argument("id")
     update.add_argument("file")
-    leaf(workflow, "list", cmd_workflow_list, "your workflows").add_argument("--json", action="store_true")
+    leaf(workflow, "list", list_command("/api/workflows", WORKFLOW_COLUMNS), "your workflows").add_argument(
+        "--json", action="store_true"
+    )
     leaf(workflow, "get", get_command("/api/workflows/{id}"), "one workflow").add_argument("id")
     leaf(workflow, "delete", message_command("DELETE", "/api/workflows/{id}"), "delete a workflow").add_argument("id")
 
     agent = commands.add_parser("agent", help="create, list, get and delete agents").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    leaf(agent, "create", cmd_agent_create, "create an agent from a JSON or YAML file").add_argument("file")
-    leaf(agent, "list", cmd_agent_list, "your agents").add_argument("--json", action="store_true")
+    leaf(agent, "create", file_command("POST", "/api/agents"), "create an agent from a JSON or YAML file").add_argument(
+        "file"
+    )
+    leaf(agent, "list", list_command("/api/agents", AGENT_COLUMNS), "your agents").add_argument(
+        "--json", action="store_true"
+    )
     leaf(agent, "get", get_command("/api/agents/{id}"), "one agent").add_argument("id")
     leaf(agent, "delete", message_command("DELETE", "/api/agents/{id}"), "delete an agent").add_argument("id")
 
@@ -519,7 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="ACTION"
     )
     leaf(execution, "get", get_command("/api/workflows/execute/{id}"), "one execution").add_argument("id")
-    listing = leaf(execution, "list", cmd_execution_list, "a workflow's executions, newest first")
+    executions = list_command("/api/workflows/{workflow_id}/executions", EXECUTION_COLUMNS)
+    listing = leaf(execution, "list", executions, "a workflow's executions, newest first")
     listing.add_argument("workflow_id")
     listing.add_argument("--state", choices=["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELED", "PAUSED"])
     listing.add_argument("--json", action="store_true")
@@ -529,6 +559,32 @@ def build_parser() -> argparse.ArgumentParser:
         ("cancel", "cancel an execution", "DELETE", ""),
     ):
         leaf(execution, name, message_command(method, "/api/workflows/execute/{id}" + suffix), verb).add_argument("id")
+
+    schedule = commands.add_parser(
+        "schedule", help="create, list, enable, disable and delete schedules"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    create_schedule = leaf(schedule, "create", cmd_schedule_create, "run a workflow on a timetable")
+    create_schedule.add_argument("workflow_id")
+    create_schedule.add_argument("expression", help="'rate(5 minutes)', 'cron(0 9 ? * MON-FRI *)' or 'at(...)'")
+    create_schedule.add_argument("--timezone", help="IANA name, e.g. Europe/Paris (default UTC)")
+    create_schedule.add_argument("--var", action="append", metavar="KEY=VALUE", help="a variable of every run")
+    create_schedule.add_argument("--var-file", metavar="FILE", help="a JSON or YAML object of variables")
+    create_schedule.add_argument("--description")
+    create_schedule.add_argument("--disabled", action="store_true", help="create it disabled")
+    schedules = list_command("/api/workflows/{workflow_id}/schedules", SCHEDULE_COLUMNS)
+    schedule_list = leaf(schedule, "list", schedules, "a workflow's schedules")
+    schedule_list.add_argument("workflow_id")
+    schedule_list.add_argument("--json", action="store_true")
+    one = "/api/workflows/{workflow_id}/schedules/{schedule_id}"
+    for name, func, help_text in (
+        ("get", get_command(one), "one schedule"),
+        ("enable", switch_command(True), "enable a schedule"),
+        ("disable", switch_command(False), "disable a schedule"),
+        ("delete", message_command("DELETE", one), "delete a schedule"),
+    ):
+        sub = leaf(schedule, name, func, help_text)
+        sub.add_argument("workflow_id")
+        sub.add_argument("schedule_id")
     return parser
 
 

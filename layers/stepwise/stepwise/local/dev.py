@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import gc
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -46,13 +47,14 @@ from stepwise.local.auth import USER_NAME_PATTERN, AuthorizationFailed, JwtAutho
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
 
-    from stepwise.local.stack import Deployment
+from stepwise.local.stack import Deployment
 
 DEFAULT_PORT = 3000
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 # Seeds moto's random numbers before the user pool is made, so the pool, its client and the demo user's
-# sub are the same on every start: tokens survive a restart and events/*.json can carry real claims.
+# sub are the same on every start: tokens survive a restart, and events/api-*.json carry the demo user's
+# real claims (tests/integration/test_local_stack.py checks it; regenerate them if the pool setup changes).
 COGNITO_SEED = 20240601
 LOCAL_TOKEN_PATH = "/local/token"  # noqa: S105 - a URL path, not a password
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -75,15 +77,16 @@ class Route:
     path: str
     function: str
     authorized: bool
-    _segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_segments", tuple(self.path.strip("/").split("/")))
 
     @property
     def key(self) -> str:
         """The route key API Gateway puts in the event, e.g. ``ANY /api/{proxy+}``."""
         return f"{self.method} {self.path}"
+
+    @property
+    def segments(self) -> list[str]:
+        """The path's segments: literals, ``{name}`` and a final greedy ``{name+}``."""
+        return self.path.strip("/").split("/")
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         """The path parameters if this route takes the request, else None."""
@@ -91,7 +94,7 @@ class Route:
             return None
         parts = path.strip("/").split("/")
         parameters: dict[str, str] = {}
-        for index, segment in enumerate(self._segments):
+        for index, segment in enumerate(self.segments):
             if segment.startswith("{") and segment.endswith("+}"):
                 rest = "/".join(parts[index:])
                 if not rest:
@@ -106,35 +109,43 @@ class Route:
                 parameters[segment[1:-1]] = parts[index]
             elif segment != parts[index]:
                 return None
-        return parameters if len(parts) == len(self._segments) else None
+        return parameters if len(parts) == len(self.segments) else None
 
     def specificity(self) -> tuple[int, int, int]:
         """Lower is more specific: API Gateway prefers literal paths, then variables, then greedy ones."""
-        greedy = sum(1 for s in self._segments if s.endswith("+}"))
-        variables = sum(1 for s in self._segments if s.startswith("{"))
+        greedy = sum(1 for s in self.segments if s.endswith("+}"))
+        variables = sum(1 for s in self.segments if s.startswith("{"))
         return (greedy, variables, 1 if self.method == "ANY" else 0)
 
 
 def template_routes(template: Mapping[str, Any]) -> list[Route]:
-    """Every ``HttpApi`` event of every function in the template; ``Auth.Authorizer: NONE`` is open."""
+    """Every ``HttpApi`` event of every function in the template, with the authorizer it ends up with.
+
+    An event's ``Auth.Authorizer`` wins; ``NONE`` leaves the route open; without one, the route takes its
+    API's ``Auth.DefaultAuthorizer`` (and is open if that API has none).
+    """
     from stepwise.local.template import resources_of_type
 
+    defaults = {
+        logical_id: ((api.get("Properties") or {}).get("Auth") or {}).get("DefaultAuthorizer")
+        for logical_id, api in resources_of_type(template, "AWS::Serverless::HttpApi").items()
+    }
     routes: list[Route] = []
     for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
-        events = (resource.get("Properties") or {}).get("Events") or {}
-        for event in events.values():
+        for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
             if event.get("Type") != "HttpApi":
                 continue
             properties = event.get("Properties") or {}
-            authorizer = (properties.get("Auth") or {}).get("Authorizer")
+            api_id = properties.get("ApiId")
+            default = defaults.get(api_id["Ref"]) if isinstance(api_id, dict) and "Ref" in api_id else None
+            authorizer = (properties.get("Auth") or {}).get("Authorizer", default)
+            method = str(properties.get("Method", "ANY")).upper()
             routes.append(
                 Route(
-                    method=str(properties.get("Method", "ANY"))
-                    .upper()
-                    .replace("X-AMAZON-APIGATEWAY-ANY-METHOD", "ANY"),
+                    method="ANY" if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" else method,
                     path=str(properties.get("Path", "/")),
                     function=logical_id,
-                    authorized=authorizer != "NONE",
+                    authorized=authorizer not in (None, "NONE"),
                 )
             )
     return routes
@@ -149,6 +160,26 @@ def select_route(routes: Sequence[Route], method: str, path: str) -> tuple[Route
 
 
 # ----------------------------------------------------------------------------------------- gateway
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One HTTP request as it reached the local API: ``target`` is the path with its query string."""
+
+    method: str
+    target: str
+    headers: Sequence[tuple[str, str]]
+    body: bytes
+    source_ip: str
+
+    @property
+    def path(self) -> str:
+        """The path without the query string."""
+        return self.target.split("?", 1)[0]
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        return next((value for key, value in self.headers if key.lower() == name), None)
 
 
 @dataclass
@@ -221,54 +252,42 @@ class LocalGateway:
                 self._handlers[route.function] = self.deployment.handler_for(name)
                 self._locks[route.function] = threading.Lock()
 
-    def handle(
-        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes, source_ip: str
-    ) -> GatewayResponse:
+    def handle(self, request: HttpRequest) -> GatewayResponse:
         """Answer one HTTP request."""
-        path = target.split("?", 1)[0]
-        if path == LOCAL_TOKEN_PATH:
-            return self._local_token(method, headers, body)
-        selected = select_route(self.routes, method, path)
+        if request.path == LOCAL_TOKEN_PATH:
+            return self._local_token(request)
+        selected = select_route(self.routes, request.method, request.path)
         if selected is None:
             return _json_response(404, {"message": "Not Found"})
         route, parameters = selected
         claims: dict[str, Any] | None = None
         if route.authorized:
-            authorization = next((v for k, v in headers if k.lower() == "authorization"), None)
             try:
-                claims = self.authorizer.authorize(authorization)
+                claims = self.authorizer.authorize(request.header("authorization"))
             except AuthorizationFailed as refusal:
                 challenge = refusal.www_authenticate()
                 extra = [("www-authenticate", challenge)] if challenge else []
                 return _json_response(401, {"message": "Unauthorized"}, extra)
-        return self._invoke(route, parameters, method, target, headers, body, claims, source_ip)
+        return self._invoke(route, parameters, request, claims)
 
     def _invoke(
-        self,
-        route: Route,
-        parameters: dict[str, str],
-        method: str,
-        target: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        claims: dict[str, Any] | None,
-        source_ip: str,
+        self, route: Route, parameters: dict[str, str], request: HttpRequest, claims: dict[str, Any] | None
     ) -> GatewayResponse:
         from stepwise.local.events import http_api_event
         from stepwise.local.lambda_routing import LocalLambdaContext
 
         forwarded = [
-            ("x-forwarded-for", source_ip),
+            ("x-forwarded-for", request.source_ip),
             ("x-forwarded-port", str(self.port)),
             ("x-forwarded-proto", "http"),
         ]
         event = http_api_event(
-            method,
-            target,
-            headers=[*headers, *forwarded],
-            body=body or None,
+            request.method,
+            request.target,
+            headers=[*request.headers, *forwarded],
+            body=request.body or None,
             claims=claims,
-            source_ip=source_ip,
+            source_ip=request.source_ip,
             domain=f"127.0.0.1:{self.port}",
         )
         event["routeKey"] = event["requestContext"]["routeKey"] = route.key
@@ -284,7 +303,6 @@ class LocalGateway:
             memory_limit_in_mb=spec.memory,
             timeout_seconds=spec.timeout,
         )
-        request_id = str(event["requestContext"]["requestId"])
         try:
             with self._locks[route.function]:
                 result = self._handlers[route.function](event, context)
@@ -293,18 +311,18 @@ class LocalGateway:
             # API Gateway's answer when the integration fails; the traceback is for the developer.
             traceback.print_exc()
             response = _json_response(500, {"message": "Internal Server Error"})
-        response.headers.append(("apigw-requestid", request_id))
+        response.headers.append(("apigw-requestid", str(event["requestContext"]["requestId"])))
         return response
 
-    def _local_token(self, method: str, headers: Sequence[tuple[str, str]], body: bytes) -> GatewayResponse:
-        if method.upper() != "POST":
+    def _local_token(self, request: HttpRequest) -> GatewayResponse:
+        if request.method.upper() != "POST":
             return _json_response(405, {"success": False, "error": f"use POST {LOCAL_TOKEN_PATH}"})
         try:
-            request = json.loads(body or b"{}")
+            asked = json.loads(request.body or b"{}")
         except ValueError:
-            request = None
-        user = request.get("user") if isinstance(request, dict) else None
-        admin = request.get("admin", False) if isinstance(request, dict) else False
+            asked = None
+        user = asked.get("user") if isinstance(asked, dict) else None
+        admin = asked.get("admin", False) if isinstance(asked, dict) else False
         if not isinstance(user, str) or not re.match(USER_NAME_PATTERN, user) or not isinstance(admin, bool):
             return _json_response(
                 400,
@@ -313,9 +331,12 @@ class LocalGateway:
                     "error": 'send {"user": "NAME", "admin": false}; NAME is 1-64 of A-Z a-z 0-9 . _ @ + -',
                 },
             )
-        issued = self.users.token_for(user, admin=admin)
-        accept = next((v for k, v in headers if k.lower() == "accept"), "")
-        if "text/plain" in accept:
+        try:
+            issued = self.users.token_for(user, admin=admin)
+        except Exception as error:
+            traceback.print_exc()
+            return _json_response(500, {"success": False, "error": f"the local user pool refused: {error}"})
+        if "text/plain" in (request.header("accept") or ""):
             return GatewayResponse(200, [("content-type", "text/plain")], issued.token.encode())
         return _json_response(200, issued.as_json())
 
@@ -360,7 +381,8 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
         elif len(body) > MAX_BODY_BYTES:
             response = _json_response(413, {"message": "Request Entity Too Large"})
         else:
-            response = gateway.handle(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+            request = HttpRequest(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+            response = gateway.handle(request)
         try:
             self.send_response(response.status)
             for name, value in response.headers:
@@ -458,7 +480,7 @@ def _moto_server(port: int) -> Iterator[ThreadedMotoServer]:
 
 @dataclass
 class LocalStack:
-    """What :func:`local_stack` started, for the banner and for tests."""
+    """What :func:`local_stack` started."""
 
     api_url: str
     aws_url: str
@@ -476,6 +498,7 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
     import requests
 
     from stepwise.local import demo
+    from stepwise.local.schedule_clock import ScheduleClock
     from stepwise.local.stack import provision, running
     from stepwise.local.template import load_template
     from stepwise.settings import get_settings
@@ -499,6 +522,8 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
             f"{aws_url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
         ).raise_for_status()
         deployment = stack.enter_context(running(provision(project_dir, REGION)))
+        # moto stores schedules but never fires them: this clock does, and stops before moto does.
+        stack.enter_context(ScheduleClock.for_deployment(deployment).running())
 
         requests.post(f"{aws_url}/moto-api/seed", params={"a": str(COGNITO_SEED)}, timeout=10).raise_for_status()
         users = LocalUserPool.create(boto3.session.Session(region_name=REGION).client("cognito-idp"), REGION)
@@ -567,6 +592,8 @@ def _interrupt(signum: int, frame: Any) -> None:
     # The first Ctrl-C or SIGTERM stops the stack; later ones must not cut the cleanup short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Executions still in flight fail as moto goes away; their warnings would only be noise now.
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
     raise KeyboardInterrupt
 
 
@@ -608,4 +635,6 @@ def serve(port: int = DEFAULT_PORT, aws_port: int | None = None, *, project_dir:
         for number, handler in previous.items():
             signal.signal(number, handler)
     print("stepwise dev: stopped", flush=True)
+    # Everything is stopped: spare the exit a full collection of moto's large heap (seconds otherwise).
+    gc.freeze()
     return 0

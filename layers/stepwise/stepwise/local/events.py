@@ -20,6 +20,19 @@ from urllib.parse import parse_qsl, urlsplit
 _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded", "application/xml")
 
 
+PROXY_ROUTE = "ANY /api/{proxy+}"
+# The template's routes: the OpenAPI document has a route of its own (no authorizer), the rest the proxy.
+OPEN_ROUTES = frozenset({"GET /api/openapi.json"})
+
+
+def route_key_for(method: str, path: str) -> str:
+    """The HTTP API route a request matches, as ``template.yaml`` declares them."""
+    exact = f"{method.upper()} {path}"
+    if exact in OPEN_ROUTES:
+        return exact
+    return PROXY_ROUTE if path.startswith("/api/") else exact
+
+
 def _claims_as_strings(claims: Mapping[str, Any]) -> dict[str, str]:
     # The HTTP API JWT authorizer hands every claim to the function as a string; lists as "[a b]".
     flattened: dict[str, str] = {}
@@ -68,9 +81,10 @@ def http_api_event(
             encoded = None
     now = datetime.now(UTC)
     path = parts.path or "/"
+    route_key = route_key_for(method, path)
     event: dict[str, Any] = {
         "version": "2.0",
-        "routeKey": "ANY /api/{proxy+}" if path.startswith("/api/") else f"{method} {path}",
+        "routeKey": route_key,
         "rawPath": path,
         "rawQueryString": parts.query,
         "headers": merged,
@@ -87,7 +101,7 @@ def http_api_event(
                 "userAgent": merged.get("user-agent", ""),
             },
             "requestId": secrets.token_hex(8),
-            "routeKey": "ANY /api/{proxy+}" if path.startswith("/api/") else f"{method} {path}",
+            "routeKey": route_key,
             "stage": stage,
             "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "timeEpoch": int(time.time() * 1000),
@@ -98,7 +112,7 @@ def http_api_event(
         event["cookies"] = cookies
     if query:
         event["queryStringParameters"] = query
-    if path.startswith("/api/"):
+    if route_key == PROXY_ROUTE:
         event["pathParameters"] = {"proxy": path.removeprefix("/api/")}
     if claims is not None:
         event["requestContext"]["authorizer"] = {

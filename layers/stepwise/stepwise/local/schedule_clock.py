@@ -171,9 +171,7 @@ class ScheduleClock:
     def running(self, interval: float = 1.0) -> Iterator[ScheduleClock]:
         """Run the clock on a daemon thread while the context is open; it stops (and is joined) on exit."""
         stop = threading.Event()
-        thread = threading.Thread(
-            target=self.run_forever, args=(stop, interval), name="schedule-clock", daemon=True
-        )
+        thread = threading.Thread(target=self.run_forever, args=(stop, interval), name="schedule-clock", daemon=True)
         thread.start()
         try:
             yield self

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,8 +71,34 @@ def _zip() -> bytes:
     return buffer.getvalue()
 
 
+_dynamodb_lock = threading.RLock()
+
+
+def serialize_dynamodb() -> None:
+    """Make moto's DynamoDB take one request at a time, as real DynamoDB's consistency lets callers assume.
+
+    moto's tables are plain dicts: a Query iterating a table while another thread's PutItem adds to it
+    fails with "dictionary changed size during iteration". The local stack and the tests run the API,
+    the node runner and Step Functions' threads against one moto in one process, so every DynamoDB
+    request goes through one lock (DynamoDB requests never call back into moto, so this cannot deadlock).
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_stepwise_serialized", False):
+        return
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _dynamodb_lock:
+            return original(self)
+
+    call_action._stepwise_serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
 def provision(project_dir: Path, region: str = "us-east-1", *, allow_private_endpoints: bool = True) -> Deployment:
     """Create the template's resources in the active moto and return the functions' environment."""
+    serialize_dynamodb()
     template = load_template(project_dir)
     session = boto3.session.Session(region_name=region)
     dynamodb = session.client("dynamodb")

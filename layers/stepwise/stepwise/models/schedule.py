@@ -104,9 +104,13 @@ class FireResult(BaseModel):
 # --- timezones -------------------------------------------------------------------------------------
 
 
+# Files in the zone database that are not zone names (``localtime`` is this machine's own zone).
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @cache
 def _known_zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - _NOT_ZONES
 
 
 def check_timezone(name: str) -> ZoneInfo:
@@ -117,7 +121,7 @@ def check_timezone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise InvalidSchedule(problem) from error
     known = _known_zones()
-    if known and name not in known:  # e.g. "localtime", a file but not a zone name AWS knows
+    if name in _NOT_ZONES or (known and name not in known):
         raise InvalidSchedule(problem)
     return zone
 
@@ -365,6 +369,8 @@ def _values(field: _Field, text: str) -> frozenset[int]:
 def _parse_day_of_month(text: str) -> dict[str, Any]:
     if text == "L":
         return {"last_day_of_month": True}
+    if text == "LW":
+        raise _CronError("'LW' (the month's last weekday) is not supported; use L, or a day with W such as 15W")
     if text.endswith("W"):
         day = text.removesuffix("W")
         if not day.isdigit():

@@ -82,7 +82,7 @@ def launch(
 
 
 @cache
-def _idempotent_launch(table: str, ttl_seconds: int) -> Any:
+def _idempotent_launch(table: str, ttl_seconds: int) -> tuple[Any, Any]:
     """``launch`` behind Powertools idempotency: one execution per (owner, workflow, Idempotency-Key)."""
     from aws_lambda_powertools.utilities.idempotency import (
         DynamoDBPersistenceLayer,
@@ -110,7 +110,7 @@ def _idempotent_launch(table: str, ttl_seconds: int) -> Any:
         return {"workflowId": workflow.id, "executionId": execution_id}
 
     decorate = idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
-    return decorate(start_once)
+    return decorate(start_once), config
 
 
 def start(
@@ -120,8 +120,12 @@ def start(
     workflow_id: str,
     variables: dict[str, Any],
     idempotency_key: str | None,
+    lambda_context: Any = None,
 ) -> str:
-    """Start the caller's workflow; a repeated ``Idempotency-Key`` returns the first execution's id."""
+    """Start the caller's workflow; a repeated ``Idempotency-Key`` returns the first execution's id.
+
+    ``lambda_context`` lets an in-progress idempotency record expire with the invocation that wrote it.
+    """
     workflow = workflows.get_owned(store, caller, workflow_id)
     if not idempotency_key:
         return launch(store, settings, workflow, variables, owner=caller.sub, started_by=caller.sub)
@@ -132,7 +136,9 @@ def start(
         IdempotencyValidationError,
     )
 
-    start_once = _idempotent_launch(settings.idempotency_table_name, settings.idempotency_ttl_seconds)
+    start_once, config = _idempotent_launch(settings.idempotency_table_name, settings.idempotency_ttl_seconds)
+    if lambda_context is not None:
+        config.register_lambda_context(lambda_context)
     request = {
         "owner": caller.sub,
         "workflowId": workflow_id,
