@@ -31,7 +31,7 @@ from stepwise.models.envelopes import (
 from stepwise.models.execution import ExecutionState, ExecutionSummary, WorkflowExecution
 from stepwise.models.schedule import ScheduleInput, SchedulePatch, ScheduleView
 from stepwise.models.workflow import StartExecutionRequest, WorkflowDefinition, WorkflowView
-from stepwise.observability import logger, metrics, tracer
+from stepwise.observability import logger, metrics, trace_handler
 from stepwise.service import agents, executions, schedules, workflows
 from stepwise.settings import get_settings
 from stepwise.store import Store
@@ -262,7 +262,7 @@ def openapi_document() -> Response[Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@trace_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

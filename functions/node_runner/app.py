@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stepwise.observability import logger, metrics, tracer
+from stepwise.observability import logger, metrics, trace_handler
 from stepwise.service import runner
 from stepwise.settings import get_settings
 from stepwise.store import Store
@@ -28,7 +28,7 @@ def _store(table: str) -> Store:
 
 
 @logger.inject_lambda_context(correlation_id_path="executionId")
-@tracer.capture_lambda_handler
+@trace_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 @event_parser(model=NodeRunnerEvent)
 def lambda_handler(event: NodeRunnerEvent, context: LambdaContext) -> dict[str, Any] | None:

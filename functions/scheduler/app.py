@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stepwise.models.schedule import ScheduleDelivery
-from stepwise.observability import logger, metrics, tracer
+from stepwise.observability import logger, metrics, trace_handler
 from stepwise.service import schedules
 from stepwise.settings import get_settings
 from stepwise.store import Store
@@ -26,7 +26,7 @@ def _store(table: str) -> Store:
 
 
 @logger.inject_lambda_context(correlation_id_path="scheduleId")
-@tracer.capture_lambda_handler
+@trace_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 @event_parser(model=ScheduleDelivery)
 def lambda_handler(event: ScheduleDelivery, context: LambdaContext) -> dict[str, Any]:

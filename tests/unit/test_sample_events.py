@@ -18,7 +18,6 @@ name something that must exist are checked both ways where both say something:
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from stepwise.clock import now_iso
 from stepwise.local.lambda_routing import LocalLambdaContext
 from stepwise.models.records import ExecutionRecord
 from stepwise.store import Store
+from tests.support.builders import wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 EVENTS_DIR = PROJECT_DIR / "events"
@@ -127,16 +127,6 @@ def put_execution(store: Store, workflow_id: str, owner: str, state: str, cursor
     return execution_id
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_every_sample_event_is_tested_here() -> None:
     names = {path.name for path in EVENTS_DIR.glob("*.json")} - {"env.json"}
     assert names == TESTED
@@ -171,7 +161,7 @@ def test_api_start_execution_event_starts_the_demo_workflow(invoke: Invoke, api:
         execution = api.get(f"/api/workflows/execute/{started['executionId']}", user=owner).body["data"]
         return execution if execution["state"] in ("COMPLETED", "FAILED", "CANCELED") else None
 
-    execution = wait_for(finished)
+    execution = wait_until(finished)
     assert execution["state"] == "COMPLETED", execution
     assert execution["output"]["analysis"]["sentiment"] == "positive"
 
@@ -250,4 +240,4 @@ def test_scheduler_tick_event_starts_a_run_of_its_schedule(invoke: Invoke, api: 
         execution = api.get(f"/api/workflows/execute/{result['executionId']}", user=owner).body["data"]
         return execution if execution["state"] in ("COMPLETED", "FAILED", "CANCELED") else None
 
-    assert wait_for(finished)["state"] == "COMPLETED"
+    assert wait_until(finished)["state"] == "COMPLETED"

@@ -57,6 +57,7 @@ CONTRACT_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_TRACE_DISABLED",
     # Empty in AWS; declared so `sam local --env-vars events/env.json` may point at the local stack.
     "AWS_ENDPOINT_URL",
 }

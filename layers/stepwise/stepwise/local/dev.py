@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from stepwise.local.auth import USER_NAME_PATTERN, AuthorizationFailed, JwtAuthorizer, LocalUserPool
+from stepwise.local.httpio import read_body
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -359,18 +360,7 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
         pass  # one access-log line per request is written by _serve
 
     def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            parts: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline().strip():
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        return read_body(self)
 
     def _serve(self) -> None:
         started = time.monotonic()
@@ -451,22 +441,6 @@ def check_port_free(port: int, flag: str) -> None:
 
 
 @contextlib.contextmanager
-def _environment(values: Mapping[str, str], drop: Sequence[str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in [*values, *drop]}
-    for key in drop:
-        os.environ.pop(key, None)
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
 def _moto_server(port: int) -> Iterator[ThreadedMotoServer]:
     from moto.server import ThreadedMotoServer
 
@@ -499,13 +473,13 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
 
     from stepwise.local import demo
     from stepwise.local.schedule_clock import ScheduleClock
-    from stepwise.local.stack import provision, running
+    from stepwise.local.stack import environment, provision, running
     from stepwise.local.template import load_template
     from stepwise.settings import get_settings
     from stepwise.store import Store
 
     aws_url = f"http://127.0.0.1:{aws_port}"
-    environment = {
+    values = {
         "AWS_ENDPOINT_URL": aws_url,
         "MOTO_PORT": str(aws_port),
         "AWS_ACCESS_KEY_ID": "local",
@@ -516,7 +490,7 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
     }
     drop = ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE"]
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_environment(environment, drop))
+        stack.enter_context(environment(values, drop))
         stack.enter_context(_moto_server(aws_port))
         requests.post(
             f"{aws_url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10

@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,20 +189,31 @@ def provision(project_dir: Path, region: str = "us-east-1", *, allow_private_end
 
 
 @contextmanager
-def running(deployment: Deployment) -> Iterator[Deployment]:
-    """Apply the deployment's environment to this process and route Lambda invokes to our handlers."""
-    from stepwise.settings import reset_settings
-
-    saved = {key: os.environ.get(key) for key in deployment.environment}
-    os.environ.update(deployment.environment)
-    reset_settings()
+def environment(values: Mapping[str, str], drop: Sequence[str] = ()) -> Iterator[None]:
+    """Set ``values`` (and unset ``drop``) in os.environ for the duration, then put everything back."""
+    saved = {key: os.environ.get(key) for key in [*values, *drop]}
+    for key in drop:
+        os.environ.pop(key, None)
+    os.environ.update(values)
     try:
-        with route_lambda_invokes(deployment.handler_for):
-            yield deployment
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextmanager
+def running(deployment: Deployment) -> Iterator[Deployment]:
+    """Apply the deployment's environment to this process and route Lambda invokes to our handlers."""
+    from stepwise.settings import reset_settings
+
+    with environment(deployment.environment):
         reset_settings()
+        try:
+            with route_lambda_invokes(deployment.handler_for):
+                yield deployment
+        finally:
+            reset_settings()

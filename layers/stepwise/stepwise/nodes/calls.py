@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepwise.nodes.base import NodeContext, NodeFailed
-from stepwise.outbound import CallPolicy, HttpAnswer, OutboundError, call
+
+if TYPE_CHECKING:
+    # requests is imported when a node first calls out, not at cold start (the API never needs it).
+    from stepwise.outbound import CallPolicy, HttpAnswer
 
 
 def policy_for(context: NodeContext, agent_timeout: float | None = None) -> CallPolicy:
     """The node's timeout, else the agent's, else the default; the node's retry policy, else 3 attempts."""
+    from stepwise.outbound import CallPolicy
+
     timeout = context.timeout_seconds or agent_timeout or context.settings.default_call_timeout_seconds
     retry = context.retry
     return CallPolicy(
@@ -32,6 +37,7 @@ def send(
     data: str | None = None,
 ) -> HttpAnswer:
     """Make the call, logging every attempt on the node; a failure becomes ``NodeFailed``."""
+    from stepwise.outbound import OutboundError, call
 
     def log(level: str, message: str) -> None:
         context.log("warning" if level == "warning" else "error" if level == "error" else "info", message)
