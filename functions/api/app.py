@@ -63,6 +63,15 @@ def _identity_first(app: APIGatewayHttpResolver, next_middleware: NextMiddleware
     return next_middleware(app)
 
 
+def _bodies_as_json(event: dict[str, Any]) -> dict[str, Any]:
+    # The API speaks only JSON: a body sent without its content type (`curl -d` says form-urlencoded) is
+    # read as JSON all the same, rather than failing with a puzzling form-field error.
+    headers = event.get("headers")
+    if event.get("body") and isinstance(headers, dict) and "json" not in headers.get("content-type", ""):
+        event = {**event, "headers": {**headers, "content-type": "application/json"}}
+    return event
+
+
 app.use(middlewares=[_identity_first])
 
 
@@ -265,4 +274,4 @@ def openapi_document() -> Response[Any]:
 @trace_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return app.resolve(_bodies_as_json(event), context)

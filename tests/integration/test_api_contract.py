@@ -6,6 +6,7 @@ Step Functions (running the real ASL) and Secrets Manager.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -500,3 +501,13 @@ def test_the_openapi_document_needs_no_token(api: Any) -> None:
     assert answer.body["openapi"].startswith("3.")
     assert "/api/workflows/execute/{workflowId}" in answer.body["paths"]
     assert "/api/workflows/execute/{executionId}" in answer.body["paths"]
+
+
+def test_a_json_body_sent_without_its_content_type_is_read_as_json(api: Any) -> None:
+    # `curl -d '{...}'` says application/x-www-form-urlencoded
+    answer = api.post(
+        "/api/workflows",
+        raw_body=json.dumps(simple_workflow()),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status == 201, answer.body

@@ -459,3 +459,36 @@ def test_ctrl_c_stops_everything_cleanly(stack: Stack, demo_token: str) -> None:
     assert "Traceback" not in stack.output()
     assert not listening(stack.port)
     assert not listening(stack.aws_port)
+
+
+def test_cli_schedules_a_workflow_and_the_local_clock_fires_it(stack: Stack) -> None:
+    # Given a user with a workflow
+    token = stack.token("planner")
+    definition = {
+        "name": "nightly",
+        "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": "${x}"}}}],
+    }
+    workflow_id = workflow(stack, token, definition)
+
+    # When they schedule it every minute (a rate schedule first runs when it is created, as in AWS)
+    created = stack.cli("schedule", "create", workflow_id, "rate(1 minute)", "--var", "x=7", token=token)
+    assert created.returncode == 0, created.stderr
+    schedule_id = json.loads(created.stdout)["id"]
+
+    # Then the local clock starts an execution on the schedule's behalf, with the schedule's variables
+    deadline = time.monotonic() + 20
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not runs:
+        runs = stack.call("GET", f"/api/workflows/{workflow_id}/executions", token).json()["data"]
+        time.sleep(0.2)
+    assert runs, "the schedule never fired"
+    assert runs[0]["startedBy"] == f"schedule:{schedule_id}"
+    assert stack.wait_for_end(runs[0]["id"], token)["variables"] == {"x": 7}
+
+    listed = stack.cli("schedule", "list", workflow_id, "--json", token=token)
+    assert [s["id"] for s in json.loads(listed.stdout)] == [schedule_id]
+    assert stack.cli("schedule", "delete", workflow_id, schedule_id, token=token).returncode == 0
+    assert json.loads(stack.cli("schedule", "list", workflow_id, "--json", token=token).stdout) == []
+    bad = stack.cli("schedule", "create", workflow_id, "rate(0 minutes)", token=token)
+    assert bad.returncode == 4
+    assert "rate" in bad.stderr

@@ -146,10 +146,17 @@ class _AgentHandler(BaseHTTPRequestHandler):
 
 
 class DemoAgentServer:
-    """The demo agents on 127.0.0.1 (a free port unless one is given), served from a daemon thread."""
+    """The demo agents on 127.0.0.1, served from a daemon thread.
+
+    ``port`` is tried first (the local stack asks for PORT + 2, so examples can name it); when it is taken,
+    or 0, any free port.
+    """
 
     def __init__(self, port: int = 0) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _AgentHandler)
+        try:
+            self._server = ThreadingHTTPServer(("127.0.0.1", port), _AgentHandler)
+        except OSError:
+            self._server = ThreadingHTTPServer(("127.0.0.1", 0), _AgentHandler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -504,7 +504,7 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
         demo_sub = users.ensure_user(demo.DEMO_USER, admin=False)
         authorizer = JwtAuthorizer.from_jwks_url(users.issuer, [users.client_id], users.jwks_url(aws_url))
 
-        agents = stack.enter_context(demo.DemoAgentServer())
+        agents = stack.enter_context(demo.DemoAgentServer(aws_port + 1))
         seeded = demo.seed(Store(get_settings().table_name), demo_sub, agents.url)
 
         gateway = LocalGateway(template_routes(load_template(project_dir)), authorizer, users, deployment, port)
