@@ -367,7 +367,7 @@ def approval_timeout(store: Store, execution_id: str) -> Answer:
         "FAILED",
         allowed_from=("PAUSED", "RUNNING"),
         set_values={"error": {"S": error}, "completedAt": {"S": now_iso()}},
-        remove=("activeNode", "taskToken"),
+        remove=("taskToken",),  # activeNode stays: it shows the node FAILED until its run is recorded
     )
     if not moved:
         return answer("ended")
@@ -408,7 +408,7 @@ def fail(store: Store, execution_id: str, error: dict[str, Any]) -> Answer:
         "FAILED",
         allowed_from=("PENDING", "RUNNING", "PAUSED"),
         set_values={"error": {"S": text}, "completedAt": {"S": now_iso()}},
-        remove=("taskToken", "activeNode"),
+        remove=("taskToken",),  # activeNode stays: it shows the node FAILED until its run is recorded
     )
     if moved and record.activeNode:
         _record_failed_run(store, execution_id, record.activeNode, message)
