@@ -434,33 +434,6 @@ def test_cli_without_a_token_is_a_usage_error(stack: Stack) -> None:
 # --------------------------------------------------------------------------------------- lifecycle
 
 
-@pytest.mark.parametrize(("flag", "hint"), [("--port", "PORT"), ("--aws-port", "--aws-port")])
-def test_a_taken_port_is_one_line_and_exit_1(stack: Stack, flag: str, hint: str) -> None:
-    taken = stack.port if flag == "--port" else stack.aws_port
-    args = ["dev", "--port", str(stack.port)] if flag == "--port" else ["dev", "--port", str(free_port_pair())]
-    if flag == "--aws-port":
-        args += ["--aws-port", str(taken)]
-
-    result = stack.cli(*args, timeout=20)
-
-    assert result.returncode == 1
-    assert result.stderr == f"stepwise dev: port {taken} is already in use (set {hint}=... to use another)\n"
-
-
-def test_ctrl_c_stops_everything_cleanly(stack: Stack, demo_token: str) -> None:
-    # Last in the module: it stops the shared stack. An execution is waiting when the signal lands.
-    token = stack.token("interrupted")
-    stack.call("POST", f"/api/workflows/execute/{slow_workflow(stack, token)}", token)
-
-    stack.process.send_signal(signal.SIGINT)
-
-    assert stack.process.wait(timeout=10) == 0
-    assert "stepwise dev: stopped" in stack.stdout.read_text()
-    assert "Traceback" not in stack.output()
-    assert not listening(stack.port)
-    assert not listening(stack.aws_port)
-
-
 def test_cli_schedules_a_workflow_and_the_local_clock_fires_it(stack: Stack) -> None:
     # Given a user with a workflow
     token = stack.token("planner")
@@ -492,3 +465,30 @@ def test_cli_schedules_a_workflow_and_the_local_clock_fires_it(stack: Stack) -> 
     bad = stack.cli("schedule", "create", workflow_id, "rate(0 minutes)", token=token)
     assert bad.returncode == 4
     assert "rate" in bad.stderr
+
+
+@pytest.mark.parametrize(("flag", "hint"), [("--port", "PORT"), ("--aws-port", "--aws-port")])
+def test_a_taken_port_is_one_line_and_exit_1(stack: Stack, flag: str, hint: str) -> None:
+    taken = stack.port if flag == "--port" else stack.aws_port
+    args = ["dev", "--port", str(stack.port)] if flag == "--port" else ["dev", "--port", str(free_port_pair())]
+    if flag == "--aws-port":
+        args += ["--aws-port", str(taken)]
+
+    result = stack.cli(*args, timeout=20)
+
+    assert result.returncode == 1
+    assert result.stderr == f"stepwise dev: port {taken} is already in use (set {hint}=... to use another)\n"
+
+
+def test_ctrl_c_stops_everything_cleanly(stack: Stack, demo_token: str) -> None:
+    # Last in the module: it stops the shared stack. An execution is waiting when the signal lands.
+    token = stack.token("interrupted")
+    stack.call("POST", f"/api/workflows/execute/{slow_workflow(stack, token)}", token)
+
+    stack.process.send_signal(signal.SIGINT)
+
+    assert stack.process.wait(timeout=10) == 0
+    assert "stepwise dev: stopped" in stack.stdout.read_text()
+    assert "Traceback" not in stack.output()
+    assert not listening(stack.port)
+    assert not listening(stack.aws_port)
