@@ -511,3 +511,10 @@ def test_a_json_body_sent_without_its_content_type_is_read_as_json(api: Any) -> 
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert answer.status == 201, answer.body
+
+
+def test_a_definition_too_large_for_one_item_is_a_400(api: Any) -> None:
+    answer = api.post("/api/workflows", json_body=simple_workflow(greeting="x" * 400_000))
+
+    assert answer.status == 400
+    assert "the limit is 300000" in answer.body["error"]

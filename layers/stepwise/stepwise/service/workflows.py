@@ -10,6 +10,16 @@ from stepwise.models.workflow import WorkflowDefinition, WorkflowView
 from stepwise.store import Store
 
 
+# A version is one DynamoDB item (400 KB at most), stored twice (current and frozen version).
+MAX_DEFINITION_BYTES = 300_000
+
+
+def _check_size(definition: WorkflowDefinition) -> None:
+    size = len(definition.model_dump_json().encode())
+    if size > MAX_DEFINITION_BYTES:
+        raise InvalidWorkflow(f"the definition is {size} bytes; the limit is {MAX_DEFINITION_BYTES}")
+
+
 def _check_agents(store: Store, caller: Caller, definition: WorkflowDefinition) -> None:
     for index, node in enumerate(definition.nodes):
         if node.type != "agentTask":
@@ -25,6 +35,7 @@ def _check_agents(store: Store, caller: Caller, definition: WorkflowDefinition) 
 
 def create(store: Store, caller: Caller, definition: WorkflowDefinition) -> WorkflowView:
     """Store a new workflow at version 1."""
+    _check_size(definition)
     _check_agents(store, caller, definition)
     timestamp = now_iso()
     view = WorkflowView(
@@ -58,6 +69,7 @@ def get_owned(store: Store, caller: Caller, workflow_id: str) -> WorkflowView:
 def update(store: Store, caller: Caller, workflow_id: str, definition: WorkflowDefinition) -> WorkflowView:
     """Store the definition as the workflow's next version; runs in flight keep theirs."""
     current = get_owned(store, caller, workflow_id)
+    _check_size(definition)
     _check_agents(store, caller, definition)
     view = WorkflowView(
         **definition.model_dump(),
