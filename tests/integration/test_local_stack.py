@@ -332,6 +332,75 @@ def test_another_users_execution_is_forbidden_but_an_admin_may_read_it(stack: St
         stack.call("DELETE", f"/api/workflows/execute/{execution_id}", alice)
 
 
+REBOUND_REFUSAL = {"message": "Forbidden: the local stack answers only to localhost"}
+
+
+@pytest.mark.parametrize("host", ["evil.example:{port}", "evil.example", "127.0.0.1:{other}", "127.0.0.1"])
+def test_a_token_is_not_given_to_a_request_for_another_host(stack: Stack, host: str) -> None:
+    # DNS rebinding: a web page points a name of its own at 127.0.0.1, and the browser sends that name.
+    headers = {"host": host.format(port=stack.port, other=stack.port + 7)}
+
+    answer = requests.post(f"{stack.url}/local/token", json={"user": "rebound"}, headers=headers, timeout=10)
+
+    assert (answer.status_code, answer.json()) == (403, REBOUND_REFUSAL)
+    assert "token" not in answer.text
+    texted = requests.post(
+        f"{stack.url}/local/token", data='{"user":"rebound"}', headers={**headers, "accept": "text/plain"}, timeout=10
+    )
+    assert (texted.status_code, texted.json()) == (403, REBOUND_REFUSAL)
+
+
+def test_an_api_request_for_another_host_is_refused_before_the_handler(stack: Stack) -> None:
+    token = stack.token("rebinding")
+    evil = {"authorization": f"Bearer {token}", "host": f"evil.example:{stack.port}"}
+
+    created = requests.post(
+        f"{stack.url}/api/workflows", json={"name": "rebound", "nodes": []}, headers=evil, timeout=10
+    )
+    opened = requests.get(f"{stack.url}/api/openapi.json", headers=evil, timeout=10)
+
+    assert (created.status_code, created.json()) == (403, REBOUND_REFUSAL)
+    assert (opened.status_code, opened.json()) == (403, REBOUND_REFUSAL)
+    assert stack.call("GET", "/api/workflows", token).json()["data"] == []
+
+
+@pytest.mark.parametrize("name", ["localhost", "LOCALHOST", "[::1]", "127.0.0.1"])
+def test_every_loopback_name_with_the_port_is_served(stack: Stack, name: str) -> None:
+    answer = requests.post(
+        f"{stack.url}/local/token", json={"user": "looped"}, headers={"host": f"{name}:{stack.port}"}, timeout=10
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert stack.call("GET", "/api/workflows", answer.json()["token"]).status_code == 200
+
+
+def test_the_readmes_curl_for_a_token_works(stack: Stack) -> None:
+    # curl -s -X POST $API/local/token -H 'accept: text/plain' -d '{"user":"demo"}' (a form content type)
+    answer = requests.post(
+        f"{stack.url}/local/token",
+        data='{"user":"demo"}',
+        headers={"accept": "text/plain", "content-type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "text/plain"
+    assert stack.call("GET", "/api/workflows", answer.text).status_code == 200
+
+
+def test_a_token_is_not_given_to_a_page_of_another_origin(stack: Stack) -> None:
+    def ask(origin: str) -> requests.Response:
+        headers = {"origin": origin, "accept": "text/plain"}
+        return requests.post(f"{stack.url}/local/token", data='{"user":"demo"}', headers=headers, timeout=10)
+
+    refused = ask("https://evil.example")
+
+    assert refused.status_code == 403
+    assert refused.json() == {"success": False, "error": "tokens are not given to other web pages"}
+    assert ask("null").status_code == 403
+    assert ask(f"http://localhost:{stack.port}").status_code == 200
+
+
 def test_sample_events_carry_the_demo_users_real_claims(stack: Stack, demo_token: str) -> None:
     # So `sam local invoke -e events/api-start-execution.json` starts the demo as its owner.
     event = json.loads((PROJECT_DIR / "events" / "api-start-execution.json").read_text())

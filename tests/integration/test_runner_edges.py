@@ -70,3 +70,189 @@ def test_a_step_for_an_ended_execution_does_nothing(api: Any, monkeypatch: pytes
     assert execution["state"] == "CANCELED"
     assert execution["error"] is None
     assert execution["nodeStates"]["a"]["state"] == "SKIPPED"
+
+
+def _runner_parts() -> tuple[Any, Any, Any]:
+    from stepwise.service import runner
+    from stepwise.settings import get_settings
+    from stepwise.store import Store
+
+    return runner, get_settings(), Store(get_settings().table_name)
+
+
+APPROVAL = {
+    "name": "approve",
+    "nodes": [
+        {"id": "review", "type": "approval", "config": {"timeoutSeconds": 60}},
+        {"id": "ship", "type": "setVariables", "config": {"values": {"shipped": True}}},
+    ],
+}
+
+
+def test_a_retried_step_does_not_approve_an_approval_nobody_gave(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner, settings, store = _runner_parts()
+    execution_id = _pending_execution(api, monkeypatch, APPROVAL)
+    runner.start(store, execution_id)
+    assert runner.step(store, settings, execution_id) == {"status": "approval", "seconds": 0, "timeoutSeconds": 60}
+
+    # When Step Functions retries the step (the first answer was lost), the approval is still awaited
+    again = runner.step(store, settings, execution_id)
+
+    assert again["status"] == "approval"
+    execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert execution["nodeStates"]["review"]["state"] == "RUNNING"
+    assert "shipped" not in execution["variables"]
+
+
+def test_a_retried_step_during_a_delay_waits_out_the_rest(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner, settings, store = _runner_parts()
+    definition = {"name": "d", "nodes": [{"id": "wait", "type": "delay", "config": {"seconds": 120}}]}
+    execution_id = _pending_execution(api, monkeypatch, definition)
+    runner.start(store, execution_id)
+    assert runner.step(store, settings, execution_id)["status"] == "delay"
+
+    again = runner.step(store, settings, execution_id)
+
+    assert again["status"] == "delay"
+    assert 110 <= again["seconds"] <= 120
+    assert api.get(f"/api/workflows/execute/{execution_id}").body["data"]["nodeStates"]["wait"]["state"] == "RUNNING"
+
+
+def test_an_approval_timeout_after_a_resume_keeps_the_approval(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepwise import stepfunctions
+
+    runner, settings, store = _runner_parts()
+    execution_id = _pending_execution(api, monkeypatch, APPROVAL)
+    runner.start(store, execution_id)
+    runner.step(store, settings, execution_id)
+    resumed: list[str] = []
+    monkeypatch.setattr(stepfunctions, "resume", lambda token, output: resumed.append(token) or False)
+    runner.pause(store, execution_id, "token-1")
+    assert api.get(f"/api/workflows/execute/{execution_id}").body["data"]["state"] == "PAUSED"
+
+    # When the resume lands just as the approval times out
+    assert api.post(f"/api/workflows/execute/{execution_id}/resume").status == 200
+    answer = runner.approval_timeout(store, execution_id)
+
+    # Then the approval stands and the run goes on to completion
+    assert answer["status"] == "continue"
+    assert runner.step(store, settings, execution_id)["status"] == "continue"
+    assert runner.step(store, settings, execution_id)["status"] == "done"
+    execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert execution["state"] == "COMPLETED"
+    assert execution["nodeStates"]["review"]["output"]["approvedBy"] == "alice"
+
+
+def test_a_pause_withdrawn_before_it_parks_is_not_lost(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepwise import stepfunctions
+
+    runner, settings, store = _runner_parts()
+    definition = {"name": "p", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}}]}
+    execution_id = _pending_execution(api, monkeypatch, definition)
+    runner.start(store, execution_id)
+    assert api.post(f"/api/workflows/execute/{execution_id}/pause").status == 200
+    assert runner.step(store, settings, execution_id)["status"] == "pause"
+    resumed: list[str] = []
+    monkeypatch.setattr(stepfunctions, "resume", lambda token, output: resumed.append(token) or True)
+
+    # When the user resumes before the pause task has parked
+    assert api.post(f"/api/workflows/execute/{execution_id}/resume").status == 200
+    runner.pause(store, execution_id, "token-1")
+
+    # Then the pause task releases itself and the execution is not PAUSED
+    assert resumed == ["token-1"]
+    assert api.get(f"/api/workflows/execute/{execution_id}").body["data"]["state"] == "RUNNING"
+    assert runner.step(store, settings, execution_id)["status"] == "done"
+
+
+def test_a_retried_pause_task_keeps_the_newest_token(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner, settings, store = _runner_parts()
+    execution_id = _pending_execution(api, monkeypatch, APPROVAL)
+    runner.start(store, execution_id)
+    runner.step(store, settings, execution_id)
+    runner.pause(store, execution_id, "token-1")
+
+    runner.pause(store, execution_id, "token-2")
+
+    record = store.get_execution(execution_id)
+    assert record.state == "PAUSED"
+    assert record.taskToken == "token-2"
+    assert runner.step(store, settings, execution_id)["status"] == "pause"
+
+
+def test_a_node_that_raises_unexpectedly_fails_by_name(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from stepwise import nodes
+
+    def broken(config: Any, context: Any) -> Any:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setitem(nodes.REGISTRY, "setVariables", dataclasses.replace(nodes.REGISTRY["setVariables"], run=broken))
+    runner, settings, store = _runner_parts()
+    definition = {"name": "b", "nodes": [{"id": "calc", "type": "setVariables", "config": {"values": {"x": 1}}}]}
+    execution_id = _pending_execution(api, monkeypatch, definition)
+    runner.start(store, execution_id)
+
+    assert runner.step(store, settings, execution_id)["status"] == "failed"
+
+    execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert (
+        execution["error"] == "Node 'calc' (setVariables) failed: unexpected error: ZeroDivisionError: division by zero"
+    )
+    assert execution["nodeStates"]["calc"]["state"] == "FAILED"
+
+
+def test_a_step_that_lost_a_race_to_a_retry_carries_on_from_the_record(
+    api: Any, agent_server: AgentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner, settings, store = _runner_parts()
+    agent_server.script("/agent", Reply(json={"n": 1}))
+    agent = api.post("/api/agents", json_body={"name": "a", "endpoint": agent_server.url + "/agent"}).body["data"]
+    definition = {
+        "name": "r",
+        "nodes": [
+            {"id": "ask", "type": "agentTask", "config": {"agentId": agent["id"], "prompt": "x"}},
+            {"id": "after", "type": "setVariables", "config": {"values": {"y": 2}}},
+        ],
+    }
+    execution_id = _pending_execution(api, monkeypatch, definition)
+    runner.start(store, execution_id)
+    # Given another invocation moved the execution on while this one ran its node
+    original_commit = store.commit_node
+
+    def moved_on(record: Any, *args: Any, **kwargs: Any) -> bool:
+        record.revision -= 1  # this invocation's view is now stale
+        return original_commit(record, *args, **kwargs)
+
+    monkeypatch.setattr(store, "commit_node", moved_on)
+
+    answer = runner.step(store, settings, execution_id)
+
+    # Then it does not claim a cancel that never happened; the loop goes on from the record
+    assert answer["status"] == "continue"
+    execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert execution["state"] == "RUNNING"
+    assert not any("canceled" in line["message"] for line in execution["logs"])
+    assert any("superseded by a retry" in line["message"] for line in execution["logs"])
+
+
+def test_a_repeated_start_of_a_pending_execution_starts_it(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepwise import stepfunctions
+    from stepwise.identity import Caller
+    from stepwise.service import executions, workflows
+
+    _, settings, store = _runner_parts()
+    execution_id = _pending_execution(
+        api, monkeypatch, {"name": "s", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}}]}
+    )
+    started: list[str] = []
+    monkeypatch.setattr(stepfunctions, "start", lambda arn, name: started.append(name))
+    workflow = workflows.get(store, Caller("alice"), store.get_execution(execution_id).workflowId)
+
+    again = executions.launch(
+        store, settings, workflow, {}, owner="alice", started_by="alice", execution_id=execution_id
+    )
+
+    assert again == execution_id
+    assert started == [execution_id]

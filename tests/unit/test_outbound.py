@@ -22,6 +22,7 @@ from stepwise.outbound import (
     call,
     check_destination,
     classify_address,
+    display_url,
 )
 from tests.support.agent_server import AgentServer, Reply
 
@@ -465,6 +466,97 @@ def test_numeric_host_spellings_are_resolved_before_judging() -> None:
     # 2130706433 is 127.0.0.1 written as one number; getaddrinfo resolves it without any DNS query.
     with pytest.raises(BlockedDestination, match=r"resolves to 127\.0\.0\.1, a private address"):
         check_destination("http://2130706433/")
+
+
+class RebindingResolver:
+    """A fake getaddrinfo answering ``first`` to the first lookup (the guard's) and ``then`` to later ones."""
+
+    def __init__(self, first: str, then: str) -> None:
+        self.first, self.then = first, then
+        self.lookups: list[str] = []
+
+    def __call__(self, host: str, port: int, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        self.lookups.append(host)
+        address = self.first if len(self.lookups) == 1 else self.then
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+
+def test_dns_rebinding_is_refused_at_connect_time(agent: AgentServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent.script("/agent", Reply(json={"secret": "internal"}))
+    port = agent.url.rsplit(":", 1)[1]
+    resolver = RebindingResolver("93.184.216.34", "127.0.0.1")
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    log = Log()
+
+    with pytest.raises(BlockedDestination) as caught:
+        call("GET", f"http://rebind.example:{port}/agent?key=abc", policy=CallPolicy(max_attempts=3), log=log)
+
+    assert str(caught.value) == (
+        f"refusing to call http://rebind.example:{port}/agent: rebind.example resolved to 127.0.0.1 "
+        "at connect time, a private address (this policy does not allow private networks)"
+    )
+    assert not caught.value.retryable
+    assert len(resolver.lookups) == 2  # the guard's and the connection's: not retried
+    assert "not retrying" in log.text
+    assert agent.requests == []  # not one byte of the request reached the server
+
+
+def test_dns_rebinding_to_loopback_is_allowed_when_private_networks_are(
+    agent: AgentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent.script("/agent", Reply(json={"ok": True}))
+    port = agent.url.rsplit(":", 1)[1]
+    monkeypatch.setattr(socket, "getaddrinfo", RebindingResolver("93.184.216.34", "127.0.0.1"))
+
+    answer = call("GET", f"http://rebind.example:{port}/agent", policy=LOCAL)
+
+    assert answer.json() == {"ok": True}
+    [request] = agent.requests
+    assert request.header("Host") == f"rebind.example:{port}"  # connected by name: Host is untouched
+
+
+def test_connect_time_check_refuses_metadata_even_when_private_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The connection "reaches" 169.254.169.254; no real connect happens because the guard closes it first.
+    monkeypatch.setattr(socket, "getaddrinfo", RebindingResolver("93.184.216.34", "127.0.0.1"))
+    monkeypatch.setattr(socket.socket, "getpeername", lambda self: ("169.254.169.254", 80))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        with pytest.raises(BlockedDestination, match=r"resolved to 169\.254\.169\.254 at connect time, a link-local"):
+            call("GET", f"http://rebind.example:{port}/", policy=LOCAL)
+
+
+def test_environment_proxy_variables_are_ignored(agent: AgentServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent.script("/agent", Reply(json={"direct": True}))
+    with AgentServer() as proxy:
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(name, proxy.url)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+
+        answer = call("GET", f"{agent.url}/agent", policy=LOCAL)
+
+        assert proxy.requests == []
+    assert answer.json() == {"direct": True}
+    assert len(agent.requests) == 1
+
+
+def test_pooled_connection_of_the_shared_session_is_reused(agent: AgentServer) -> None:
+    agent.script("/agent", Reply(json={"ok": True}))
+    for _ in range(3):
+        call("POST", f"{agent.url}/agent", policy=LOCAL, json_body={})
+
+    assert len({request.client_address for request in agent.requests}) == 1
+
+
+def test_display_url_drops_credentials_query_and_fragment() -> None:
+    assert display_url("https://user:pw@api.example.com:8443/v1/run?token=s3cret#frag") == (
+        "https://api.example.com:8443/v1/run"
+    )
+    assert display_url("http://[::1]:8080/x?a=1") == "http://[::1]:8080/x"
+    assert display_url("http://[bad") == "<malformed URL>"
 
 
 def test_classify_address_directly() -> None:

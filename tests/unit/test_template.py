@@ -301,3 +301,45 @@ def test_short_tags_read_into_their_long_form(tmp_path: Path) -> None:
         "If": {"Fn::If": ["C", {"Ref": "B"}, {"Ref": "AWS::NoValue"}]},
         "Join": {"Fn::Join": ["", ["a", {"Fn::Select": [0, {"Fn::GetAZs": ""}]}]]},
     }
+
+
+# What each function's code calls (besides DynamoDB, granted by DynamoDBCrudPolicy): a missing grant only
+# shows in AWS, never under moto, so it is checked here.
+CALLS_BY_FUNCTION = {
+    "ApiFunction": {
+        "states:StartExecution",
+        "states:StopExecution",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:DeleteSecret",
+        "scheduler:CreateSchedule",
+        "scheduler:UpdateSchedule",
+        "scheduler:DeleteSchedule",
+        "scheduler:GetSchedule",
+        "iam:PassRole",
+    },
+    "NodeRunnerFunction": {"secretsmanager:GetSecretValue", "states:SendTaskSuccess"},
+    "SchedulerFunction": {"states:StartExecution", "scheduler:GetSchedule", "scheduler:UpdateSchedule", "iam:PassRole"},
+}
+
+
+@pytest.mark.parametrize("function", sorted(CALLS_BY_FUNCTION))
+def test_every_function_may_make_the_calls_its_code_makes(template: dict[str, Any], function: str) -> None:
+    granted: set[str] = set()
+    for policy in template["Resources"][function]["Properties"].get("Policies", []):
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            if statement.get("Effect") == "Allow":
+                actions = statement["Action"]
+                granted.update(actions if isinstance(actions, list) else [actions])
+    assert CALLS_BY_FUNCTION[function] <= granted, CALLS_BY_FUNCTION[function] - granted
+
+
+def test_a_run_that_ends_outside_the_loop_reaches_the_node_runner(template: dict[str, Any]) -> None:
+    event = template["Resources"]["NodeRunnerFunction"]["Properties"]["Events"]["ExecutionEnded"]
+    assert event["Type"] == "EventBridgeRule"
+    assert set(event["Properties"]["Pattern"]["detail"]["status"]) == {"FAILED", "TIMED_OUT", "ABORTED"}
+    template_text = event["Properties"]["InputTransformer"]["InputTemplate"]
+    rendered = template_text.replace("<name>", '"exe_x"').replace("<status>", "TIMED_OUT")
+    assert json.loads(rendered)["action"] == "fail"

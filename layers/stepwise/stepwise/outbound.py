@@ -5,7 +5,9 @@ what a bare ``requests.request`` lacks:
 
 * a destination guard (:func:`check_destination`), applied before every attempt and every redirect hop,
   that refuses link-local, cloud-metadata, unspecified, multicast and reserved addresses always, and
-  private networks unless the :class:`CallPolicy` allows them;
+  private networks unless the :class:`CallPolicy` allows them; the same rule is applied again to the
+  address each connection actually reaches, before anything is sent, so DNS rebinding cannot get round
+  it (no proxy is ever used: the sessions ignore proxy environment variables);
 * redirects followed by hand, so that each hop is checked by the guard and credentials are not carried
   to another origin;
 * retries with exponential backoff and full jitter on connection errors, timeouts, HTTP 429 and 5xx,
@@ -22,10 +24,12 @@ Failures raise :class:`OutboundError` (or its subclasses :class:`BlockedDestinat
 from __future__ import annotations
 
 import email.utils
+import functools
 import http
 import ipaddress
 import json
 import math
+import os
 import random
 import socket
 import threading
@@ -33,10 +37,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
@@ -49,6 +55,7 @@ __all__ = [
     "call",
     "check_destination",
     "classify_address",
+    "display_url",
 ]
 
 type IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -187,6 +194,8 @@ _PRIVATE_NETWORKS: Final = tuple(
         "fec0::/10",  # deprecated site-local: private in spirit
     )
 )
+# What classify_address says of addresses that ``allow_private`` would permit.
+_PRIVATE_REASONS: Final = frozenset({"a private address", "a non-public address"})
 _THIS_NETWORK: Final = ipaddress.ip_network("0.0.0.0/8")
 _NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
 
@@ -231,11 +240,11 @@ def check_destination(url: str, *, allow_private: bool = False) -> list[IPAddres
     try:
         return _guard(url, allow_private=allow_private)
     except _Transient as exc:
-        raise OutboundError(f"cannot call {_safe_url(url)}: {exc.reason}", retryable=True) from None
+        raise OutboundError(f"cannot call {display_url(url)}: {exc.reason}", retryable=True) from None
 
 
 def _guard(url: str, *, allow_private: bool) -> list[IPAddress]:
-    shown = _safe_url(url)
+    shown = display_url(url)
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -262,7 +271,7 @@ def _guard(url: str, *, allow_private: bool) -> list[IPAddress]:
         why = classify_address(address, allow_private=allow_private)
         if why is None:
             continue
-        tail = hint if why in ("a private address", "a non-public address") else ""
+        tail = hint if why in _PRIVATE_REASONS else ""
         if literal:
             raise BlockedDestination(f"refusing to call {shown}: {host} is {why}{tail}")
         raise BlockedDestination(f"refusing to call {shown}: {host} resolves to {address}, {why}{tail}")
@@ -286,22 +295,116 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
 
 
 # --------------------------------------------------------------------------------------------- session
+#
+# The guard above resolves the host, but the connection resolves it again: a name that answers a public
+# address to the guard and 127.0.0.1 to the connection (DNS rebinding) would slip through. So the shared
+# sessions use connection classes that check the address actually connected to (the socket's peer) right
+# after the TCP connect, before TLS and before a single byte of the request is sent. TLS, SNI and the Host
+# header are untouched: the connection is still made by name and only its peer is judged.
+#
+# There is one session per ``allow_private`` value, so a pooled connection accepted under a permissive
+# policy is never reused by a strict one. ``trust_env`` is off: no proxy from the environment (with a
+# proxy the peer would be the proxy, not the destination, and the check would be meaningless; the adapter
+# refuses proxies outright) and no .netrc credentials. REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE are still
+# honoured (read when the session is created), so TLS verification is what it was.
 
-_session: requests.Session | None = None
-_session_lock = threading.Lock()
+
+class _RefusedPeer(BlockedDestination):
+    """A connection's peer is not allowed (raised inside urllib3; :func:`call` rewords it with the URL)."""
+
+    def __init__(self, host: str, port: int, address: str, why: str) -> None:
+        super().__init__(f"refusing to connect to {host}:{port}: it resolved to {address} at connect time, {why}")
+        self.host = host
+        self.address = address
+        self.why = why
 
 
-def _shared_session() -> requests.Session:
-    global _session
-    if _session is None:
-        with _session_lock:
-            if _session is None:
+def _check_peer(sock: socket.socket, connection: urllib3.connection.HTTPConnection, allow_private: bool) -> None:
+    """Close ``sock`` and raise :class:`_RefusedPeer` unless its peer address is allowed."""
+    try:
+        peer = str(sock.getpeername()[0])
+    except OSError as exc:
+        sock.close()
+        raise urllib3.exceptions.NewConnectionError(connection, f"Failed to establish a new connection: {exc}") from exc
+    try:
+        why = classify_address(ipaddress.ip_address(peer), allow_private=allow_private)
+    except ValueError:
+        why = "not an IP address"
+    if why is not None:
+        sock.close()
+        raise _RefusedPeer(connection.host, connection.port, peer.partition("%")[0], why)
+
+
+class _GuardedHTTPConnection(urllib3.connection.HTTPConnection):
+    """An HTTP connection that refuses to talk to a peer the guard would refuse."""
+
+    allow_private: ClassVar[bool] = False
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _check_peer(sock, self, self.allow_private)
+        return sock
+
+
+class _GuardedHTTPSConnection(_GuardedHTTPConnection, urllib3.connection.HTTPSConnection):
+    """The HTTPS counterpart: the peer is checked after the TCP connect, before the TLS handshake."""
+
+
+@functools.cache
+def _guarded_pool_classes(allow_private: bool) -> dict[str, type[urllib3.connectionpool.HTTPConnectionPool]]:
+    class Connection(_GuardedHTTPConnection):
+        pass
+
+    class SecureConnection(_GuardedHTTPSConnection):
+        pass
+
+    Connection.allow_private = SecureConnection.allow_private = allow_private
+
+    class Pool(urllib3.connectionpool.HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class SecurePool(urllib3.connectionpool.HTTPSConnectionPool):
+        ConnectionCls = SecureConnection
+
+    return {"http": Pool, "https": SecurePool}
+
+
+class _GuardedAdapter(HTTPAdapter):
+    """An adapter whose pools only hand out guarded connections (see :func:`_guarded_pool_classes`)."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        self._allow_private = allow_private  # before super().__init__, which builds the pool manager
+        super().__init__(pool_connections=16, pool_maxsize=16, max_retries=0)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = _guarded_pool_classes(self._allow_private)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # Through a proxy the peer is the proxy, so the connect-time check could not protect the call.
+        raise BlockedDestination("refusing to call through a proxy: the destination could not be checked")
+
+
+_sessions: dict[bool, requests.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def _shared_session(allow_private: bool) -> requests.Session:
+    """The pooled session for ``allow_private``, created on first use."""
+    session = _sessions.get(allow_private)
+    if session is None:
+        with _sessions_lock:
+            session = _sessions.get(allow_private)
+            if session is None:
                 session = requests.Session()
-                adapter = HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
+                session.trust_env = False
+                # trust_env also governed the CA bundle variables: keep honouring them, as requests did.
+                session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+                adapter = _GuardedAdapter(allow_private=allow_private)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
-                _session = session
-    return _session
+                _sessions[allow_private] = session
+    return session
 
 
 # ------------------------------------------------------------------------------------------------ call
@@ -329,7 +432,9 @@ def call(
     given); ``data`` is sent as is (a ``str`` is encoded as UTF-8); pass at most one of them.
     ``log(level, message)`` receives one line per attempt, redirect, retry and outcome; levels are
     ``"info"``, ``"warning"`` and ``"error"``. ``should_stop`` is polled before each attempt, during
-    backoff and between body chunks. A shared pooled session is used unless ``session`` is given.
+    backoff and between body chunks. A shared pooled session, which also checks the address each
+    connection reaches, is used unless ``session`` is given; a caller's own session only gets the
+    pre-connect check (meant for tests).
 
     Returns the answer for 1xx-4xx statuses except 429 (redirects are followed). Raises
     :class:`BlockedDestination` if the guard refuses a destination, :class:`CallStopped` if stopped, and
@@ -357,7 +462,7 @@ def call(
         body = data.encode("utf-8")
     else:
         body = data
-    active_session = session if session is not None else _shared_session()
+    active_session = session if session is not None else _shared_session(policy.allow_private)
     total = policy.max_attempts
     plural = "attempt" if total == 1 else "attempts"
 
@@ -499,15 +604,13 @@ def _send(
         raise _Transient(f"timed out after {timeout} s")
     limit = min(policy.timeout_seconds, remaining)
     try:
-        return session.request(
-            method,
-            url,
-            headers=headers,
-            data=body,
-            timeout=(limit, limit),
-            allow_redirects=False,
-            stream=True,
-        )
+        return _request(session, method, url, headers, body, limit)
+    except _RefusedPeer as refused:
+        tail = " (this policy does not allow private networks)" if refused.why in _PRIVATE_REASONS else ""
+        raise BlockedDestination(
+            f"refusing to call {display_url(url)}: {refused.host} resolved to {refused.address} "
+            f"at connect time, {refused.why}{tail}"
+        ) from None
     except requests.exceptions.ConnectTimeout:
         raise _Transient(f"could not connect within {timeout} s (timed out)") from None
     except requests.exceptions.Timeout:
@@ -524,6 +627,49 @@ def _send(
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
         what = f"{type(exc).__name__}: {_root_reason(exc)}"
         raise OutboundError(f"{target}: the request failed: {what}") from None
+
+
+def _request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    limit: float,
+) -> requests.Response:
+    """``session.request``, re-raising a :class:`BlockedDestination` that requests or urllib3 wrapped."""
+    try:
+        return session.request(
+            method,
+            url,
+            headers=headers,
+            data=body,
+            timeout=(limit, limit),
+            allow_redirects=False,
+            stream=True,
+        )
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+        blocked = _blocked_cause(exc)
+        if blocked is None:
+            raise
+        raise blocked from None
+
+
+def _blocked_cause(exc: BaseException) -> BlockedDestination | None:
+    """The :class:`BlockedDestination` somewhere in ``exc``'s chain (reason, args, cause), if any."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending and len(seen) < 32:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BlockedDestination):
+            return current
+        reason = getattr(current, "reason", None)
+        linked = [reason, current.__cause__, current.__context__, *current.args]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return None
 
 
 def _read_body(
@@ -653,8 +799,11 @@ def _root_reason(exc: BaseException) -> str:
     return text[:200]
 
 
-def _safe_url(url: str) -> str:
-    """``url`` for messages: scheme, host, port and path only (no credentials, query or fragment)."""
+def display_url(url: str) -> str:
+    """``url`` as it may be shown in messages and logs: scheme, host, port and path only.
+
+    Credentials (userinfo), the query string and the fragment are dropped: they may carry secrets.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -666,7 +815,7 @@ def _safe_url(url: str) -> str:
 
 
 def _display(method: str, url: str) -> str:
-    return f"{method} {_safe_url(url)}".strip()
+    return f"{method} {display_url(url)}".strip()
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from stepwise import aws
 
@@ -30,6 +30,10 @@ def start(state_machine_arn: str, execution_id: str) -> None:
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
             return
+        raise StartRefused(str(error)) from error
+    except BotoCoreError as error:
+        # Timeouts, connection errors: the start may or may not have happened; a retry with the same
+        # name finds out (ExecutionAlreadyExists), and the caller records the failure meanwhile.
         raise StartRefused(str(error)) from error
 
 

@@ -373,6 +373,7 @@ class Store:
         remove: Sequence[str] = (),
         extra_condition: str | None = None,
         condition_values: Mapping[str, Any] | None = None,
+        expected_revision: int | None = None,
     ) -> tuple[bool, ExecutionRecord | None]:
         """Move the execution to ``to_state`` only from ``allowed_from``.
 
@@ -403,6 +404,9 @@ class Store:
         if extra_condition:
             condition += f" AND ({extra_condition})"
             values.update(condition_values or {})
+        if expected_revision is not None:
+            condition += " AND revision = :expected"
+            values[":expected"] = _n(expected_revision)
         try:
             answer = self.client.update_item(
                 TableName=self.table,
@@ -662,13 +666,19 @@ class Store:
         return True
 
 
+# A Standard Step Functions execution lasts at most a year: node runs and log lines, written while it runs,
+# expire a year after that, and the execution item itself the retention period after it ends.
+_LONGEST_RUN_DAYS = 366
+
+
 def _retention_epoch(from_now: bool = False) -> int | None:
+    """When an item expires (TTL); ``from_now`` is for items written while the execution may still run."""
     from stepwise.settings import get_settings
 
     days = get_settings().execution_retention_days
     if not days:
         return None
-    return int(now().timestamp()) + days * 86_400
+    return int(now().timestamp()) + (days + (_LONGEST_RUN_DAYS if from_now else 0)) * 86_400
 
 
 _VERSIONS: dict[tuple[str, str, int], WorkflowDefinition] = {}

@@ -11,7 +11,10 @@ One process holds it all:
   event API Gateway would send (:func:`stepwise.local.events.http_api_event`) for the route the template
   declares, after the JWT authorizer's checks (:mod:`stepwise.local.auth`); the handler's answer is
   written back as API Gateway writes it. Routes and which of them need a token come from the template's
-  ``HttpApi`` events. ``POST /local/token`` (local only) mints a token for a local user.
+  ``HttpApi`` events. ``POST /local/token`` (local only) mints a token for a local user. Every request
+  whose ``Host`` is not ``127.0.0.1``, ``localhost`` or ``[::1]`` with this port is refused (403) before
+  anything else, so a web page cannot reach it by pointing a name of its own at 127.0.0.1 (DNS
+  rebinding); ``/local/token`` also refuses requests a web page of another origin sends.
 * the demo agents (:mod:`stepwise.local.demo`) on a free port, and the demo workflow, owned by the local
   user ``demo``, so ``stepwise token --user demo`` and the printed curl work at once.
 
@@ -58,6 +61,7 @@ ACCOUNT = "123456789012"
 # real claims (tests/integration/test_local_stack.py checks it; regenerate them if the pool setup changes).
 COGNITO_SEED = 20240601
 LOCAL_TOKEN_PATH = "/local/token"  # noqa: S105 - a URL path, not a password
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -65,6 +69,19 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 class PortInUse(Exception):
     """A port the stack needs is taken; the message is the one line to show."""
+
+
+def loopback_hosts(port: int) -> frozenset[str]:
+    """The ``Host`` values the local API answers to: a loopback name with ``port`` (or alone on port 80)."""
+    hosts = {f"{name}:{port}" for name in LOOPBACK_NAMES}
+    if port == 80:
+        hosts.update(LOOPBACK_NAMES)
+    return frozenset(hosts)
+
+
+def host_allowed(hosts: Sequence[str], port: int) -> bool:
+    """Whether a request's ``Host`` headers are exactly one loopback name for ``port`` (DNS rebinding guard)."""
+    return len(hosts) == 1 and hosts[0].strip().lower() in loopback_hosts(port)
 
 
 # ------------------------------------------------------------------------------------------- routes
@@ -318,6 +335,10 @@ class LocalGateway:
     def _local_token(self, request: HttpRequest) -> GatewayResponse:
         if request.method.upper() != "POST":
             return _json_response(405, {"success": False, "error": f"use POST {LOCAL_TOKEN_PATH}"})
+        origin = request.header("origin")
+        if origin is not None and origin.strip().lower() not in {f"http://{h}" for h in loopback_hosts(self.port)}:
+            # A browser names the page that sent the request; the CLI and curl send no Origin.
+            return _json_response(403, {"success": False, "error": "tokens are not given to other web pages"})
         try:
             asked = json.loads(request.body or b"{}")
         except ValueError:
@@ -365,8 +386,10 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         started = time.monotonic()
         gateway = self.server.gateway
-        body = self._read_body()
-        if gateway is None:
+        body = self._read_body()  # read even when refused, so the connection stays usable
+        if not host_allowed(self.headers.get_all("Host") or [], int(self.server.server_address[1])):
+            response = _json_response(403, {"message": "Forbidden: the local stack answers only to localhost"})
+        elif gateway is None:
             response = _json_response(503, {"message": "Service Unavailable"})
         elif len(body) > MAX_BODY_BYTES:
             response = _json_response(413, {"message": "Request Entity Too Large"})
@@ -496,9 +519,9 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
             f"{aws_url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
         ).raise_for_status()
         deployment = stack.enter_context(running(provision(project_dir, REGION)))
-        # moto stores schedules but never fires them: this clock does, and stops before moto does.
-        stack.enter_context(ScheduleClock.for_deployment(deployment).running())
 
+        # Every moto request draws on its random numbers (request ids at least): nothing else may call moto
+        # from the seed until the pool, its client and the demo user exist, or their ids change.
         requests.post(f"{aws_url}/moto-api/seed", params={"a": str(COGNITO_SEED)}, timeout=10).raise_for_status()
         users = LocalUserPool.create(boto3.session.Session(region_name=REGION).client("cognito-idp"), REGION)
         demo_sub = users.ensure_user(demo.DEMO_USER, admin=False)
@@ -506,6 +529,9 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
 
         agents = stack.enter_context(demo.DemoAgentServer(aws_port + 1))
         seeded = demo.seed(Store(get_settings().table_name), demo_sub, agents.url)
+        # moto stores schedules but never fires them: this clock does. It starts only now (its thread calls
+        # moto every tick; see the seed above) and, entered after moto, stops before moto does.
+        stack.enter_context(ScheduleClock.for_deployment(deployment).running())
 
         gateway = LocalGateway(template_routes(load_template(project_dir)), authorizer, users, deployment, port)
         gateway.load_handlers()

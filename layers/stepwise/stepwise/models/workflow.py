@@ -44,8 +44,9 @@ class WorkflowDefinition(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict, description="default variables of every run")
     nodes: list[NodeDefinition] = Field(min_length=1, max_length=MAX_NODES)
     output: list[str] | None = Field(default=None, description="variables that make the output; default all")
-    # A node costs 7 Step Functions history events; 3,000 runs stay under the 25,000-event limit.
-    maxNodeRuns: int | None = Field(default=None, ge=1, le=3_000, description="step limit; default 1,000")
+    # A node run costs 7 to 20 Step Functions history events (a delay or an approval the most): 1,200 runs
+    # stay under a Standard execution's limit of 25,000.
+    maxNodeRuns: int | None = Field(default=None, ge=1, le=1_200, description="step limit; default 1,000")
 
     @model_validator(mode="after")
     def _check_graph(self) -> WorkflowDefinition:

@@ -29,6 +29,8 @@ def run(config: AgentTaskConfig, context: NodeContext) -> Outcome:
     agent = context.load_agent(config.agentId)
     if agent is None:
         raise NodeFailed(f"agent {config.agentId} does not exist (was it deleted?)")
+    if agent.owner != context.owner:
+        raise NodeFailed(f"agent {config.agentId} belongs to someone else")
     prompt = interpolate(config.prompt, context.variables)
     if not isinstance(prompt, str):
         prompt = str(prompt)

@@ -49,8 +49,10 @@ def compare(op: Operator, left: Any, right: Any) -> bool:
     if op == "contains":
         if isinstance(left, str):
             return isinstance(right, str) and right in left
-        if isinstance(left, list | dict):
+        if isinstance(left, list):
             return right in left
+        if isinstance(left, dict):
+            return isinstance(right, str) and right in left
         raise NodeFailed(f"'contains' needs a string, list or object on the left, got {type(left).__name__}")
     numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right))
     strings = isinstance(left, str) and isinstance(right, str)

@@ -24,7 +24,13 @@ class HttpRequestConfig(NodeConfig):
 
 
 def run(config: HttpRequestConfig, context: NodeContext) -> Outcome:
-    """Send the request; the result is ``{status, headers, body}`` with the body parsed when it is JSON."""
+    """Send the request; the result is ``{status, headers, body}`` with the body parsed when it is JSON.
+
+    Error messages show the URL without userinfo, query string or fragment, which may carry secrets.
+    """
+    # Imported here, like requests in nodes.calls: not at cold start, only when a node calls out.
+    from stepwise.outbound import display_url
+
     url = interpolate(config.url, context.variables)
     headers = {str(k): str(v) for k, v in interpolate(config.headers, context.variables).items()}
     body = interpolate(config.body, context.variables)
@@ -45,8 +51,9 @@ def run(config: HttpRequestConfig, context: NodeContext) -> Outcome:
         try:
             parsed = json.loads(answer.body)
         except ValueError as error:
-            raise NodeFailed(f"{config.method} {url} answered {content_type} that is not valid JSON") from error
+            shown = display_url(str(url))
+            raise NodeFailed(f"{config.method} {shown} answered {content_type} that is not valid JSON") from error
     if config.failOnError and answer.status >= 400:
-        raise NodeFailed(f"{config.method} {url} answered HTTP {answer.status}")
+        raise NodeFailed(f"{config.method} {display_url(str(url))} answered HTTP {answer.status}")
     result = {"status": answer.status, "headers": dict(answer.headers), "body": parsed}
     return Outcome(output=result, set_variables={config.outputVariable or context.node_id: result})

@@ -52,7 +52,11 @@ def launch(
     if size > settings.max_variables_bytes:
         raise BadRequest(f"variables are {size} bytes; the limit is {settings.max_variables_bytes}")
     execution_id = execution_id or ids.new_id("exe")
-    if store.get_execution(execution_id) is not None:
+    existing = store.get_execution(execution_id)
+    if existing is not None:
+        if existing.state == "PENDING":
+            # A repeated start (a scheduled tick delivered again) of one whose start did not go through.
+            _start_state_machine(store, settings, execution_id)
         return execution_id
     record = ExecutionRecord(
         id=execution_id,
@@ -67,6 +71,12 @@ def launch(
         maxNodeRuns=workflow.maxNodeRuns or settings.default_max_node_runs,
     )
     store.create_execution(record)
+    _start_state_machine(store, settings, execution_id)
+    return execution_id
+
+
+def _start_state_machine(store: Store, settings: Settings, execution_id: str) -> None:
+    """Start the run; if Step Functions refuses, the record ends FAILED with the reason (never PENDING forever)."""
     try:
         stepfunctions.start(_state_machine(settings), execution_id)
     except (stepfunctions.StartRefused, RuntimeError) as error:
@@ -78,7 +88,6 @@ def launch(
             set_values={"error": {"S": reason}, "completedAt": {"S": now_iso()}},
         )
         raise StartFailed(f"Execution {execution_id} could not be started; it is recorded as FAILED") from error
-    return execution_id
 
 
 @cache
@@ -227,13 +236,40 @@ def get(store: Store, caller: Caller, execution_id: str) -> WorkflowExecution:
         lines.extend(run.logs)
     lines.sort(key=lambda line: line.timestamp)
     summary = ExecutionSummary.model_validate(record, from_attributes=True)
-    return WorkflowExecution(
+    view = WorkflowExecution(
         **summary.model_dump(),
         variables=record.variables,
         logs=lines,
         output=record.output,
         nodeStates=node_states(record, runs, definition),
     )
+    return _within_response_limit(view)
+
+
+# Lambda answers at most 6 MB; a long run's node outputs and log lines could add up to more.
+MAX_VIEW_BYTES = 5_000_000
+MAX_LOG_LINES = 5_000
+
+
+def _within_response_limit(view: WorkflowExecution) -> WorkflowExecution:
+    """The view, with node outputs and older log lines left out if it would not fit in one answer."""
+    size = len(view.model_dump_json().encode())
+    if size <= MAX_VIEW_BYTES:
+        return view
+    for state in view.nodeStates.values():
+        if state.output is not None:
+            state.output = {"omitted": True, "reason": "the execution is too large to show every node output"}
+    if len(view.logs) > MAX_LOG_LINES:
+        omitted = len(view.logs) - MAX_LOG_LINES
+        first = view.logs[0]
+        note = LogLine(
+            nodeId=None,
+            level="warning",
+            timestamp=first.timestamp,
+            message=f"{omitted} earlier log lines omitted: the execution is too large to show them all",
+        )
+        view.logs = [note, *view.logs[-MAX_LOG_LINES:]]
+    return view
 
 
 def list_for_workflow(

@@ -9,13 +9,14 @@ result is discarded and nothing further starts. Per node: one read, one claim wr
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal, TypedDict
 
 from stepwise import secrets, stepfunctions
-from stepwise.clock import now_iso
+from stepwise.clock import now_iso, parse_iso
 from stepwise.errors import ExecutionNotFound
 from stepwise.interpolation import InterpolationError
 from stepwise.models.execution import LogLine
@@ -23,6 +24,7 @@ from stepwise.models.records import ActiveNode, ExecutionRecord, NodeRun
 from stepwise.models.workflow import NodeDefinition, WorkflowDefinition
 from stepwise.nodes import REGISTRY
 from stepwise.nodes.base import LogLevel, NodeContext, NodeFailed, Outcome
+from stepwise.observability import logger
 from stepwise.settings import Settings
 from stepwise.store import Store, terminal
 
@@ -151,6 +153,10 @@ class _Step:
             return self.discard(node, active)
         except (NodeFailed, InterpolationError) as error:
             return self.fail(node, active, str(error))
+        except Exception as error:
+            # A bug in a node type still fails that node, by name, rather than the whole step.
+            logger.exception("node raised unexpectedly", extra={"node_id": node.id})
+            return self.fail(node, active, f"unexpected error: {type(error).__name__}: {error}")
         if outcome.wait:
             return self.wait(node, active, outcome)
         return self.commit(node, active, outcome, begun)
@@ -258,19 +264,37 @@ class _Step:
         return answer("failed")
 
     def discard(self, node: NodeDefinition, active: ActiveNode) -> Answer:
-        """The execution stopped being RUNNING under the node: record the run as canceled, go no further."""
-        self.log(node.id)("warning", "Node canceled: the execution was canceled while it ran; result discarded")
+        """The execution changed under the node: its result is dropped, and the record says what comes next.
+
+        Canceled: the run is recorded as canceled and nothing further starts. Still RUNNING (or PAUSED): a
+        retried invocation of this step moved the execution on and its record stands; this run is recorded
+        as superseded and the state machine carries on from the record.
+        """
+        state = self.store.execution_state(self.record.id)
+        if state not in ("CANCELED", "RUNNING", "PAUSED"):
+            return answer("ended")
+        if state != "CANCELED" and self.unclaimed:
+            # An unclaimed run shares its number with the winner's run of the same node: leave that one be.
+            return answer("continue") if state == "RUNNING" else answer("pause")
+        if state == "CANCELED":
+            error = "canceled"
+            self.log(node.id)("warning", "Node canceled: the execution was canceled while it ran; result discarded")
+        else:
+            error = "superseded by a retry of the same step; result discarded"
+            self.log(node.id)("warning", f"Node run {error}")
         run = NodeRun(
             run=active.run,
             nodeId=node.id,
             state="FAILED",
             startedAt=active.startedAt,
             completedAt=now_iso(),
-            error="canceled",
+            error=error,
             logs=self.logs,
         )
         self.store.put_node_run(self.record.id, run)
-        return answer("ended")
+        if state == "RUNNING":
+            return answer("continue")
+        return answer("pause") if state == "PAUSED" else answer("ended")
 
     def finish_waiting(self, active: ActiveNode) -> Answer:
         node = self.definition.node(active.nodeId)
@@ -279,6 +303,17 @@ class _Step:
         config = node_type.config_model.model_validate(node.config)
         outcome = node_type.finish(config, self.context(node, lambda: False), active.model_dump())
         return self.commit(node, active, outcome, time.monotonic())
+
+
+def _unfinished_wait(active: ActiveNode) -> Answer | None:
+    """The answer that parks a wait again when a step arrives before it is over (a retried invocation)."""
+    if active.waitingFor == "approval" and not active.approvedBy:
+        return answer("approval", timeout_seconds=active.seconds) if active.seconds else answer("pause")
+    if active.waitingFor == "delay":
+        remaining = parse_iso(active.startedAt).timestamp() + active.seconds - time.time()
+        if remaining > 1:
+            return answer("delay", seconds=math.ceil(remaining))
+    return None
 
 
 def step(store: Store, settings: Settings, execution_id: str, time_left_ms: Callable[[], int] | None = None) -> Answer:
@@ -290,11 +325,15 @@ def step(store: Store, settings: Settings, execution_id: str, time_left_ms: Call
         record = _load(store, execution_id)
         if terminal(record.state):
             return answer("ended")
+        if record.state == "PAUSED":
+            # A retried invocation after the pause was recorded: park again (pause() keeps the newest token).
+            return answer("pause")
         if record.state != "RUNNING":
             raise RuntimeError(f"execution {execution_id} is {record.state}; expected RUNNING")
         current = _Step(store, settings, record, time_left_ms)
         if record.activeNode and record.activeNode.waitingFor:
-            return current.finish_waiting(record.activeNode)
+            unfinished = _unfinished_wait(record.activeNode)
+            return unfinished or current.finish_waiting(record.activeNode)
         if record.pauseRequested:
             return answer("pause")
         if record.cursor is None:
@@ -325,16 +364,24 @@ def pause(store: Store, execution_id: str, task_token: str) -> None:
     if terminal(record.state):
         # Canceled meanwhile: fail this task so the run does not wait for a resume that never comes.
         raise RuntimeError(f"execution {execution_id} is {record.state}; not pausing")
+    if record.state == "PAUSED":
+        # A retried pause task: the state machine now waits on this newer token.
+        store.transition(execution_id, "PAUSED", allowed_from=("PAUSED",), set_values={"taskToken": {"S": task_token}})
+        return
     waiting_for_approval = bool(record.activeNode and record.activeNode.waitingFor == "approval")
     if not waiting_for_approval and not record.pauseRequested:
         # The pause request was withdrawn (resumed) before the state machine got here: go on at once.
         stepfunctions.resume(task_token, {})
         return
+    # Only as things were read: a resume that withdraws the request meanwhile must not be lost.
     moved, now_record = store.transition(
         execution_id,
         "PAUSED",
         allowed_from=("RUNNING",),
         set_values={"taskToken": {"S": task_token}, "pauseRequested": {"BOOL": False}},
+        expected_revision=record.revision,
+        extra_condition=None if waiting_for_approval else "pauseRequested = :yes",
+        condition_values=None if waiting_for_approval else {":yes": {"BOOL": True}},
     )
     if not moved:
         if now_record and terminal(now_record.state):
@@ -368,9 +415,13 @@ def approval_timeout(store: Store, execution_id: str) -> Answer:
         allowed_from=("PAUSED", "RUNNING"),
         set_values={"error": {"S": error}, "completedAt": {"S": now_iso()}},
         remove=("taskToken",),  # activeNode stays: it shows the node FAILED until its run is recorded
+        expected_revision=record.revision,  # a resume that lands meanwhile wins
     )
     if not moved:
-        return answer("ended")
+        current = store.get_execution(execution_id)
+        if current is None or terminal(current.state):
+            return answer("ended")
+        return answer("continue")
     _record_failed_run(store, execution_id, active, message)
     return answer("failed")
 

@@ -9,7 +9,6 @@ from stepwise.identity import Caller
 from stepwise.models.workflow import WorkflowDefinition, WorkflowView
 from stepwise.store import Store
 
-
 # A version is one DynamoDB item (400 KB at most), stored twice (current and frozen version).
 MAX_DEFINITION_BYTES = 300_000
 
