@@ -308,18 +308,26 @@ def test_cancel_during_a_slow_agent_call_stops_the_run(api: Any, agent_server: A
     assert len(agent_server.requests) == 1
 
 
-def test_cancel_of_a_paused_execution_is_final(api: Any) -> None:
+def test_cancel_of_a_paused_execution_is_final(api: Any, aws: Any) -> None:
+    import boto3
+
     definition = {"name": "approve", "nodes": [{"id": "review", "type": "approval", "config": {}}]}
     execution_id = run(api, definition)
     wait_for_state(api, execution_id, {"PAUSED"})
 
     assert api.delete(f"/api/workflows/execute/{execution_id}").status == 200
 
+    # The parked task is failed by the cancel, so the state machine runs its failure path to the end,
+    # through the node runner, which must leave CANCELED alone
+    arn = aws.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{execution_id}"
+    sfn = boto3.client("stepfunctions")
+    wait_until(lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", message="the run to end")
     assert api.post(f"/api/workflows/execute/{execution_id}/resume").status == 409
-    time.sleep(0.5)
     execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
     assert execution["state"] == "CANCELED"
+    assert execution["error"] is None
     assert execution["nodeStates"]["review"]["state"] == "FAILED"
+    assert execution["nodeStates"]["review"]["error"] == "canceled"
 
 
 def test_the_step_limit_stops_a_loop(api: Any) -> None:
