@@ -481,7 +481,10 @@ class RebindingResolver:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
 
-def test_dns_rebinding_is_refused_at_connect_time(agent: AgentServer, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("scheme", ["http", "https"])  # https: refused before the TLS handshake
+def test_dns_rebinding_is_refused_at_connect_time(
+    agent: AgentServer, monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
     agent.script("/agent", Reply(json={"secret": "internal"}))
     port = agent.url.rsplit(":", 1)[1]
     resolver = RebindingResolver("93.184.216.34", "127.0.0.1")
@@ -489,10 +492,10 @@ def test_dns_rebinding_is_refused_at_connect_time(agent: AgentServer, monkeypatc
     log = Log()
 
     with pytest.raises(BlockedDestination) as caught:
-        call("GET", f"http://rebind.example:{port}/agent?key=abc", policy=CallPolicy(max_attempts=3), log=log)
+        call("GET", f"{scheme}://rebind.example:{port}/agent?key=abc", policy=CallPolicy(max_attempts=3), log=log)
 
     assert str(caught.value) == (
-        f"refusing to call http://rebind.example:{port}/agent: rebind.example resolved to 127.0.0.1 "
+        f"refusing to call {scheme}://rebind.example:{port}/agent: rebind.example resolved to 127.0.0.1 "
         "at connect time, a private address (this policy does not allow private networks)"
     )
     assert not caught.value.retryable
@@ -516,7 +519,7 @@ def test_dns_rebinding_to_loopback_is_allowed_when_private_networks_are(
 
 
 def test_connect_time_check_refuses_metadata_even_when_private_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The connection "reaches" 169.254.169.254; no real connect happens because the guard closes it first.
+    # The TCP connect goes to a local listener that never answers; getpeername pretends it is the metadata service.
     monkeypatch.setattr(socket, "getaddrinfo", RebindingResolver("93.184.216.34", "127.0.0.1"))
     monkeypatch.setattr(socket.socket, "getpeername", lambda self: ("169.254.169.254", 80))
     with socket.socket() as listener:
