@@ -8,6 +8,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stepwise import aws
+from stepwise.observability import logger
 
 
 class StartRefused(Exception):
@@ -38,7 +39,11 @@ def start(state_machine_arn: str, execution_id: str) -> None:
 
 
 def stop(state_machine_arn: str, execution_id: str, cause: str) -> None:
-    """Stop the run; one that already ended (or never started) is fine."""
+    """Stop the run, best effort: the execution record is already CANCELED, and that is what counts.
+
+    A run that already ended or never started is fine; any other failure is logged, not raised: the node
+    runner reads CANCELED before its next node and ends the run itself.
+    """
     try:
         aws.stepfunctions().stop_execution(
             executionArn=execution_arn(state_machine_arn, execution_id),
@@ -47,7 +52,9 @@ def stop(state_machine_arn: str, execution_id: str, cause: str) -> None:
         )
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "InvalidArn"):
-            raise
+            logger.warning("StopExecution failed; the run ends at its next step", extra={"error": str(error)})
+    except BotoCoreError as error:
+        logger.warning("StopExecution failed; the run ends at its next step", extra={"error": str(error)})
 
 
 def resume(task_token: str, output: dict[str, Any]) -> bool:
