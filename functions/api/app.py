@@ -18,8 +18,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stepwise.errors import StepwiseError
+from stepwise.errors import BadRequest, StepwiseError
 from stepwise.identity import Caller, caller_from_claims
+from stepwise.limits import parse_json_body
 from stepwise.models.agent import AgentInput, AgentView
 from stepwise.models.envelopes import (
     DataEnvelope,
@@ -30,13 +31,14 @@ from stepwise.models.envelopes import (
 )
 from stepwise.models.execution import ExecutionState, ExecutionSummary, WorkflowExecution
 from stepwise.models.schedule import ScheduleInput, SchedulePatch, ScheduleView
-from stepwise.models.workflow import StartExecutionRequest, WorkflowDefinition, WorkflowView
+from stepwise.models.workflow import StartExecutionRequest, WorkflowDefinition, WorkflowUpdate, WorkflowView
 from stepwise.observability import logger, metrics, trace_handler
 from stepwise.service import agents, executions, schedules, workflows
 from stepwise.settings import get_settings
 from stepwise.store import Store
 
-app = APIGatewayHttpResolver(enable_validation=True)
+# Bodies are strict JSON: Python's parser would take NaN and Infinity, and recurse without end.
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
 app.enable_swagger(path="/api/docs", openapi_version="3.1.0", title="stepwise API", version="1.0.0")
 
 Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
@@ -57,7 +59,7 @@ def caller() -> Caller:
 
 
 def _identity_first(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    # As behind API Gateway's authorizer, a request without identity is a 401 before anything else.
+    # As behind API Gateway's authorizer, a request without identity is a 401 before the handler runs.
     if app.current_event.path != "/api/openapi.json":
         caller()
     return next_middleware(app)
@@ -82,11 +84,15 @@ def _json(status: HTTPStatus, body: Any) -> Response[Any]:
 # --- errors -------------------------------------------------------------------------------------
 
 
-@app.exception_handler(StepwiseError)
-def _domain_error(error: StepwiseError) -> Response[Any]:
+def _error_answer(error: StepwiseError) -> Response[Any]:
     if error.status_code >= 500:
         logger.exception("request failed")
     return _json(HTTPStatus(error.status_code), {"success": False, "error": error.message})
+
+
+@app.exception_handler(StepwiseError)
+def _domain_error(error: StepwiseError) -> Response[Any]:
+    return _error_answer(error)
 
 
 @app.exception_handler(RequestValidationError)
@@ -100,6 +106,11 @@ def _invalid_request(error: RequestValidationError) -> Response[Any]:
             continue
         problems.append(f"{'.'.join(location)}: {message}" if location else message)
     return _json(HTTPStatus.BAD_REQUEST, {"success": False, "error": "; ".join(problems) or "invalid request"})
+
+
+@app.exception_handler(UnicodeDecodeError)
+def _not_utf8(_: UnicodeDecodeError) -> Response[Any]:
+    return _error_answer(BadRequest("request body is not valid UTF-8"))
 
 
 @app.not_found
@@ -188,8 +199,8 @@ def get_workflow(workflowId: str) -> DataEnvelope[WorkflowView]:
 
 
 @app.put("/api/workflows/<workflowId>", tags=["workflows"])
-def update_workflow(workflowId: str, body: WorkflowDefinition) -> DataEnvelope[WorkflowView]:
-    return DataEnvelope(data=workflows.update(store(), caller(), workflowId, body))
+def update_workflow(workflowId: str, body: WorkflowUpdate) -> DataEnvelope[WorkflowView]:
+    return DataEnvelope(data=workflows.update(store(), caller(), workflowId, body.definition(workflowId)))
 
 
 @app.delete("/api/workflows/<workflowId>", tags=["workflows"])

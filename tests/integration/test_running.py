@@ -423,3 +423,35 @@ def test_an_oversized_node_output_is_truncated_and_the_run_goes_on(api: Any, age
     assert execution["variables"]["fetch"]["bytes"] > 200_000
     assert execution["nodeStates"]["fetch"]["output"]["truncated"] is True
     assert any("stored truncated" in line["message"] for line in execution["logs"])
+
+
+def test_variables_up_to_the_documented_limit_complete(api: Any) -> None:
+    # Three 55 KB values: 165 KB of variables, under the 180,000-byte limit (and the output is all of them)
+    definition = {
+        "name": "fat",
+        "nodes": [
+            {"id": f"s{i}", "type": "setVariables", "config": {"values": {f"v{i}": "x" * 55_000}}} for i in range(3)
+        ],
+    }
+
+    execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "COMPLETED", execution["error"]
+    assert len(execution["output"]) == 3
+
+
+def test_variables_past_the_limit_fail_the_node_that_grows_them(api: Any) -> None:
+    definition = {
+        "name": "too fat",
+        "nodes": [
+            {"id": f"s{i}", "type": "setVariables", "config": {"values": {f"v{i}": "x" * 55_000}}} for i in range(5)
+        ],
+    }
+
+    execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
+
+    assert execution["state"] == "FAILED"
+    assert execution["error"].startswith("Node 's3' (setVariables) failed: variables would grow to")
+    assert execution["nodeStates"]["s3"]["state"] == "FAILED"
+    assert execution["nodeStates"]["s2"]["state"] == "COMPLETED"
+    assert execution["nodeStates"]["s4"]["state"] == "SKIPPED"

@@ -360,6 +360,11 @@ def _copy(value: Any) -> Any:
     return value
 
 
+def as_text(value: Any) -> str:
+    """A value as an embedded placeholder renders it: strings as they are, the rest as compact JSON."""
+    return _render(value, "value")
+
+
 def _render(value: Any, path: str) -> str:
     if isinstance(value, str):
         return value

@@ -25,8 +25,9 @@ class Settings(BaseModel):
     max_response_bytes: int = Field(default=1_048_576, alias="MAX_RESPONSE_BYTES", gt=0)
     # A node output bigger than this is stored truncated with a marker, so the record stays readable.
     max_inline_output_bytes: int = Field(default=65_536, alias="MAX_INLINE_OUTPUT_BYTES", gt=1024)
-    # Variables live on the execution item; DynamoDB's item limit is 400 KB.
-    max_variables_bytes: int = Field(default=300_000, alias="MAX_VARIABLES_BYTES", gt=1024)
+    # Variables live on the execution item (DynamoDB: 400 KB at most). An update that replaces them is
+    # measured old + new by moto, so 180 KB keeps the local stack and AWS alike.
+    max_variables_bytes: int = Field(default=180_000, alias="MAX_VARIABLES_BYTES", gt=1024)
     default_max_node_runs: int = Field(default=1000, alias="DEFAULT_MAX_NODE_RUNS", gt=0)
     idempotency_ttl_seconds: int = Field(default=86_400, alias="IDEMPOTENCY_TTL_SECONDS", gt=0)
     execution_retention_days: int = Field(default=90, alias="EXECUTION_RETENTION_DAYS", ge=0)

@@ -276,7 +276,6 @@ class Store:
             completedAt=_get_s(item, "completedAt"),
             startedBy=str(item["startedBy"]["S"]),
             variables=_get_json(item, "variables", {}),
-            output=_get_json(item, "output"),
             error=_get_s(item, "error"),
             cursor=_get_s(item, "cursor"),
             nodeRuns=int(item["nodeRuns"]["N"]),
@@ -341,6 +340,10 @@ class Store:
         self, partition: str, limit: int, cursor: str | None, state_filter: str | None = None
     ) -> tuple[list[Item], str | None]:
         start = decode_cursor(cursor, ("PK", "SK", "GSI1PK", "GSI1SK"))
+        if start and start["GSI1PK"]["S"] != partition:
+            raise BadRequest(
+                "cursor is not valid for this listing: pass the nextCursor of this listing's previous page"
+            )
         collected: list[Item] = []
         while True:
             request: dict[str, Any] = {
@@ -492,12 +495,12 @@ class Store:
         *,
         variables: Mapping[str, Any],
         cursor: str | None,
-        finish: tuple[str, Any, str | None] | None = None,
+        finish: tuple[str, str | None] | None = None,
         count_run: bool = False,
     ) -> bool:
         """Record a finished node run, then the variables and cursor after it (conditionally).
 
-        ``finish`` = (state, output, error) also ends the execution. Returns False when the execution is no
+        ``finish`` = (state, error) also ends the execution. Returns False when the execution is no
         longer RUNNING at this revision (canceled meanwhile): the execution item is left alone and the
         caller overwrites the run as canceled. Two plain writes rather than a transaction: half the write
         cost in DynamoDB, and moto copies the whole table for every transaction. The run goes first, so a
@@ -521,12 +524,10 @@ class Store:
             values[":cursor"] = _s(cursor)
         names["#cursor"] = "cursor"
         if finish:
-            state, output, error = finish
-            assignments += ["#state = :final", "completedAt = :completed", "#output = :output"]
-            names["#output"] = "output"
+            state, error = finish
+            assignments += ["#state = :final", "completedAt = :completed"]
             values[":final"] = _s(state)
             values[":completed"] = _s(run.completedAt or "")
-            values[":output"] = _json(output)
             if error:
                 assignments.append("#error = :error")
                 names["#error"] = "error"

@@ -33,7 +33,6 @@ class ExecutionRecord(BaseModel):
     completedAt: str | None = None
     startedBy: str
     variables: dict[str, Any] = Field(default_factory=dict)
-    output: Any = None
     error: str | None = None
     cursor: str | None = None
     nodeRuns: int = 0

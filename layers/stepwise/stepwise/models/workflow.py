@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from stepwise.errors import InvalidWorkflow
 from stepwise.nodes import REGISTRY
 from stepwise.nodes.base import RetryPolicy
 
@@ -85,6 +86,12 @@ class WorkflowDefinition(BaseModel):
                 return self.nodes[index + 1].id if index + 1 < len(self.nodes) else None
         return None
 
+    def output_of(self, variables: dict[str, Any]) -> Any:
+        """An execution's output: the variables named by ``output``, else all of them (a view, not stored)."""
+        if self.output is None:
+            return variables
+        return {name: variables.get(name) for name in self.output}
+
     def agent_ids(self) -> set[str]:
         """The agents this workflow's agentTask nodes call."""
         return {str(n.config["agentId"]) for n in self.nodes if n.type == "agentTask"}
@@ -102,6 +109,22 @@ class WorkflowView(WorkflowDefinition):
     def definition_json(self) -> dict[str, Any]:
         """Just the definition part, as JSON-ready data."""
         return self.model_dump(mode="json", include=set(WorkflowDefinition.model_fields), by_alias=True)
+
+
+class WorkflowUpdate(WorkflowDefinition):
+    """A PUT body: a definition, or a workflow as GET returned it (its read-only fields are ignored)."""
+
+    id: str | None = None
+    version: int | None = None
+    owner: str | None = None
+    createdAt: str | None = None
+    updatedAt: str | None = None
+
+    def definition(self, workflow_id: str) -> WorkflowDefinition:
+        """The definition part; an ``id`` that names another workflow is a mistake worth a 400."""
+        if self.id is not None and self.id != workflow_id:
+            raise InvalidWorkflow(f"id: the body is workflow {self.id}, the URL names {workflow_id}")
+        return WorkflowDefinition.model_validate(self.model_dump(include=set(WorkflowDefinition.model_fields)))
 
 
 class StartExecutionRequest(BaseModel):

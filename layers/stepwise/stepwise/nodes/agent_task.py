@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from stepwise.interpolation import interpolate
+from stepwise.interpolation import as_text, interpolate
 from stepwise.nodes.base import NodeConfig, NodeContext, NodeFailed, Outcome
 from stepwise.nodes.calls import policy_for, send
 
@@ -31,9 +31,7 @@ def run(config: AgentTaskConfig, context: NodeContext) -> Outcome:
         raise NodeFailed(f"agent {config.agentId} does not exist (was it deleted?)")
     if agent.owner != context.owner:
         raise NodeFailed(f"agent {config.agentId} belongs to someone else")
-    prompt = interpolate(config.prompt, context.variables)
-    if not isinstance(prompt, str):
-        prompt = str(prompt)
+    prompt = as_text(interpolate(config.prompt, context.variables))
     headers = {"Accept": "application/json", **agent.headers}
     if agent.credentialRef:
         headers["Authorization"] = f"Bearer {context.read_secret(agent.credentialRef)}"

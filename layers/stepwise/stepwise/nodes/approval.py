@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from stepwise.interpolation import as_text, interpolate
 from stepwise.nodes.base import NodeConfig, NodeContext, Outcome, Wait
 
 
@@ -17,7 +18,8 @@ class ApprovalConfig(NodeConfig):
 def run(config: ApprovalConfig, context: NodeContext) -> Outcome:
     """Pause the execution; a resume approves."""
     limit = f" (times out after {config.timeoutSeconds} s)" if config.timeoutSeconds else ""
-    context.log("info", f"waiting for approval{limit}: resume the execution to approve")
+    asked = f": {as_text(interpolate(config.message, context.variables))}" if config.message else ""
+    context.log("info", f"waiting for approval{limit}{asked}; resume the execution to approve")
     return Outcome(wait=Wait("approval", config.timeoutSeconds or 0))
 
 
@@ -25,4 +27,7 @@ def finish(config: ApprovalConfig, context: NodeContext, state: dict[str, Any]) 
     """Resumed: the node's output says who approved and when."""
     approved_by = state.get("approvedBy")
     context.log("info", f"approved by {approved_by}")
-    return Outcome(output={"approved": True, "approvedBy": approved_by, "approvedAt": state.get("approvedAt")})
+    output = {"approved": True, "approvedBy": approved_by, "approvedAt": state.get("approvedAt")}
+    if config.message:
+        output["message"] = as_text(interpolate(config.message, context.variables))
+    return Outcome(output=output)

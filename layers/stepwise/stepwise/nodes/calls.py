@@ -35,9 +35,14 @@ def send(
     headers: dict[str, str] | None = None,
     json_body: Any = None,
     data: str | None = None,
+    keep_error_status: bool = False,
 ) -> HttpAnswer:
-    """Make the call, logging every attempt on the node; a failure becomes ``NodeFailed``."""
-    from stepwise.outbound import OutboundError, call
+    """Make the call, logging every attempt on the node; a failure becomes ``NodeFailed``.
+
+    ``keep_error_status``: a call that still answered 429 or 5xx after its retries comes back as an answer
+    with that status (and no body) instead of failing the node.
+    """
+    from stepwise.outbound import HttpAnswer, OutboundError, call
 
     def log(level: str, message: str) -> None:
         context.log("warning" if level == "warning" else "error" if level == "error" else "info", message)
@@ -54,4 +59,6 @@ def send(
             should_stop=context.should_stop,
         )
     except OutboundError as error:
+        if keep_error_status and error.status is not None:
+            return HttpAnswer(status=error.status, headers={}, body=b"", attempts=policy.max_attempts, elapsed_ms=0)
         raise NodeFailed(str(error)) from error

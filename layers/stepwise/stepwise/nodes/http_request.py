@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from stepwise.interpolation import interpolate
+from stepwise.interpolation import as_text, interpolate
 from stepwise.nodes.base import NodeConfig, NodeContext, NodeFailed, Outcome
 from stepwise.nodes.calls import policy_for, send
 
@@ -31,8 +31,8 @@ def run(config: HttpRequestConfig, context: NodeContext) -> Outcome:
     # Imported here, like requests in nodes.calls: not at cold start, only when a node calls out.
     from stepwise.outbound import display_url
 
-    url = interpolate(config.url, context.variables)
-    headers = {str(k): str(v) for k, v in interpolate(config.headers, context.variables).items()}
+    url = as_text(interpolate(config.url, context.variables))
+    headers = {str(k): as_text(v) for k, v in interpolate(config.headers, context.variables).items()}
     body = interpolate(config.body, context.variables)
     json_body = body if body is not None and not isinstance(body, str) else None
     data = body if isinstance(body, str) else None
@@ -44,6 +44,7 @@ def run(config: HttpRequestConfig, context: NodeContext) -> Outcome:
         headers=headers,
         json_body=json_body,
         data=data,
+        keep_error_status=not config.failOnError,
     )
     content_type = answer.headers.get("content-type", answer.headers.get("Content-Type", ""))
     parsed: Any = answer.text

@@ -6,7 +6,7 @@ import json
 from functools import cache
 from typing import Any
 
-from stepwise import ids, stepfunctions
+from stepwise import ids, limits, stepfunctions
 from stepwise.clock import now_iso
 from stepwise.errors import BadRequest, Conflict, ExecutionNotFound, StartFailed, WorkflowNotFound
 from stepwise.identity import Caller
@@ -48,6 +48,8 @@ def launch(
     Functions refuses, the record ends FAILED with the reason and ``StartFailed`` is raised.
     """
     merged = {**workflow.variables, **variables}
+    if limits.depth(merged) > limits.MAX_DEPTH:
+        raise BadRequest(f"variables are nested too deeply; the limit is {limits.MAX_DEPTH} levels")
     size = len(json.dumps(merged, separators=(",", ":")).encode())
     if size > settings.max_variables_bytes:
         raise BadRequest(f"variables are {size} bytes; the limit is {settings.max_variables_bytes}")
@@ -240,7 +242,8 @@ def get(store: Store, caller: Caller, execution_id: str) -> WorkflowExecution:
         **summary.model_dump(),
         variables=record.variables,
         logs=lines,
-        output=record.output,
+        # Derived, not stored: it would double what the execution item holds.
+        output=definition.output_of(record.variables) if definition and record.state == "COMPLETED" else None,
         nodeStates=node_states(record, runs, definition),
     )
     return _within_response_limit(view)

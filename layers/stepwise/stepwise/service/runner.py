@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, TypedDict
 
-from stepwise import secrets, stepfunctions
+from stepwise import limits, secrets, stepfunctions
 from stepwise.clock import now_iso, parse_iso
 from stepwise.errors import ExecutionNotFound
 from stepwise.interpolation import InterpolationError
@@ -78,13 +78,6 @@ def _fit(value: Any, limit: int) -> tuple[Any, bool]:
         return value, False
     preview = text.encode()[: limit // 2].decode(errors="ignore")
     return {"truncated": True, "bytes": size, "preview": preview}, True
-
-
-def output_of(definition: WorkflowDefinition, variables: dict[str, Any]) -> Any:
-    """The execution's output: the variables the workflow names, else all of them."""
-    if definition.output is None:
-        return variables
-    return {name: variables.get(name) for name in definition.output}
 
 
 def start(store: Store, execution_id: str) -> Answer:
@@ -204,6 +197,8 @@ class _Step:
 
     def commit(self, node: NodeDefinition, active: ActiveNode, outcome: Outcome, begun: float) -> Answer:
         limit = self.settings.max_inline_output_bytes
+        if limits.depth(outcome.output) > limits.MAX_DEPTH or limits.depth(outcome.set_variables) > limits.MAX_DEPTH:
+            return self.fail(node, active, f"the result is nested more than {limits.MAX_DEPTH} levels deep")
         variables = dict(self.record.variables)
         for name, value in outcome.set_variables.items():
             fitted, truncated = _fit(value, limit)
@@ -234,7 +229,7 @@ class _Step:
         finish = None
         if next_node is None:
             run.logs.append(_line(None, "info", "Execution completed"))
-            finish = ("COMPLETED", output_of(self.definition, variables), None)
+            finish = ("COMPLETED", None)
         if not self.store.commit_node(
             self.record, run, variables=variables, cursor=next_node, finish=finish, count_run=self.unclaimed
         ):
@@ -256,7 +251,7 @@ class _Step:
             error=message,
             logs=self.logs,
         )
-        finish = ("FAILED", None, error)
+        finish = ("FAILED", error)
         if not self.store.commit_node(
             self.record, run, variables=self.record.variables, cursor=node.id, finish=finish, count_run=self.unclaimed
         ):
