@@ -561,3 +561,37 @@ def test_a_cursor_from_another_listing_is_a_400(api: Any) -> None:
 
     assert answer.status == 400
     assert "cursor" in answer.body["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"name": "x", "endpoint": "http://169.254.169.254/latest"}, "link-local or cloud metadata"),
+        ({"name": "x", "endpoint": "http://[fd00:ec2::254]/"}, "link-local or cloud metadata"),
+        ({"name": "x", "endpoint": "https://e.com", "headers": {"X-A": "a\r\nX-Injected: 1"}}, "line break"),
+    ],
+)
+def test_agents_that_could_only_fail_at_run_time_are_refused_on_write(
+    api: Any, body: dict[str, Any], expected: str
+) -> None:
+    answer = api.post("/api/agents", json_body=body)
+    assert answer.status == 400
+    assert expected in answer.body["error"]
+
+
+def test_a_timeout_and_retries_that_cannot_fit_the_runner_are_refused(api: Any) -> None:
+    definition = {
+        "name": "slow",
+        "nodes": [
+            {
+                "id": "call",
+                "type": "httpRequest",
+                "config": {"url": "https://e.com"},
+                "timeoutSeconds": 200,
+                "retry": {"maxAttempts": 3, "backoffSeconds": 1},
+            }
+        ],
+    }
+    answer = api.post("/api/workflows", json_body=definition)
+    assert answer.status == 400
+    assert "nodes[0] (id 'call'): timeoutSeconds times retry.maxAttempts is 600 s" in answer.body["error"]

@@ -188,6 +188,10 @@ def load_document(path: str) -> Any:
         raise UsageError(f"{path} is neither JSON nor YAML: {error}") from error
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(name)
+
+
 def parse_variables(pairs: Sequence[str], var_file: str | None) -> dict[str, Any]:
     """``--var-file`` then each ``--var key=value`` over it; a value is JSON when it parses, else text."""
     variables: dict[str, Any] = {}
@@ -201,7 +205,8 @@ def parse_variables(pairs: Sequence[str], var_file: str | None) -> dict[str, Any
         if not sep or not key:
             raise UsageError(f"--var {pair!r}: expected key=value")
         try:
-            variables[key] = json.loads(raw)
+            # JSON when it parses (7, true, {"a": 1}); NaN and Infinity are not JSON, so they stay text.
+            variables[key] = json.loads(raw, parse_constant=_not_json)
         except ValueError:
             variables[key] = raw
     return variables
@@ -524,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     leaf(agent, "create", file_command("POST", "/api/agents"), "create an agent from a JSON or YAML file").add_argument(
         "file"
     )
+    agent_update = leaf(agent, "update", file_command("PUT", "/api/agents/{id}"), "replace an agent's definition")
+    agent_update.add_argument("id")
+    agent_update.add_argument("file")
     leaf(agent, "list", list_command("/api/agents", AGENT_COLUMNS), "your agents").add_argument(
         "--json", action="store_true"
     )

@@ -559,6 +559,9 @@ def _cli_command() -> str:
 def banner(stack: LocalStack, seconds: float) -> str:
     """The lines printed once the stack is up."""
     cli = _cli_command()
+    if stack.api_url != f"http://127.0.0.1:{DEFAULT_PORT}":
+        # The CLI's default URL is the default port: say where this stack is.
+        cli = f"STEPWISE_URL={stack.api_url} {cli}"
     table = stack.deployment.environment["TABLE_NAME"]
     token_curl = f"curl -s -X POST {stack.api_url}{LOCAL_TOKEN_PATH} -H 'accept: text/plain' -d '{{\"user\":\"demo\"}}'"
     start_curl = (

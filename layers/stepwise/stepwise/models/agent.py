@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
@@ -31,10 +32,25 @@ class AgentInput(BaseModel):
     @field_validator("headers")
     @classmethod
     def _headers_allowed(cls, headers: dict[str, str]) -> dict[str, str]:
-        for name in headers:
+        for name, value in headers.items():
             if name.lower() in _FORBIDDEN_HEADERS:
                 raise ValueError(f"header '{name}' is set by the HTTP client and cannot be configured")
+            if any(c in name + value for c in "\r\n\0"):
+                raise ValueError(f"header '{name}' contains a line break or NUL")
         return headers
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_allowed(cls, endpoint: AnyHttpUrl) -> AnyHttpUrl:
+        # Link-local and metadata addresses are refused at every call; a literal one is refused here already.
+        host = (endpoint.host or "").strip("[]")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return endpoint  # a name: checked when called, since what it resolves to may change
+        if address.is_link_local or str(address) in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"):
+            raise ValueError(f"{host} is a link-local or cloud metadata address, which agents may not use")
+        return endpoint
 
 
 class AgentRecord(BaseModel):

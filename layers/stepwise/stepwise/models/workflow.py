@@ -12,6 +12,8 @@ from stepwise.nodes import REGISTRY
 from stepwise.nodes.base import RetryPolicy
 
 MAX_NODES = 500
+# The node runner gives a node's calls this long (its Lambda timeout, less a margin to record the result).
+MAX_CALL_SECONDS = 300
 NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
@@ -68,6 +70,12 @@ class WorkflowDefinition(BaseModel):
                 raise ValueError(f"{where}: config.{details}") from None
             if (node.timeoutSeconds is not None or node.retry is not None) and not node_type.calls_out:
                 raise ValueError(f"{where}: timeoutSeconds and retry apply only to nodes that call out")
+            attempts = node.retry.maxAttempts if node.retry else 3
+            if node.timeoutSeconds and node.timeoutSeconds * attempts > MAX_CALL_SECONDS:
+                raise ValueError(
+                    f"{where}: timeoutSeconds times retry.maxAttempts is {node.timeoutSeconds * attempts:g} s; "
+                    f"a node's calls must fit in {MAX_CALL_SECONDS} s"
+                )
             for field, target in [("next", node.next)] + [("config", t) for t in node_type.targets(config)]:
                 if target is not None and target not in ids:
                     raise ValueError(f"{where}: {field} points to node '{target}', which does not exist")
