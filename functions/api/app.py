@@ -6,6 +6,7 @@ Errors are domain exceptions mapped to status codes in one place (``_domain_erro
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from stepwise.models.agent import AgentInput, AgentView
 from stepwise.models.envelopes import (
     DataEnvelope,
     DataMessageEnvelope,
+    ErrorEnvelope,
     ListEnvelope,
     MessageEnvelope,
     StartedExecution,
@@ -272,13 +274,45 @@ def delete_schedule(workflowId: str, scheduleId: str) -> MessageEnvelope:
 # --- the OpenAPI document (no authorizer in front of it) -----------------------------------------
 
 
+# What Powertools generates says 200 and 422 everywhere; these are the status codes the API really answers.
+SUCCESS_CODES = {
+    ("/api/workflows/execute/{workflowId}", "post"): "202",
+    ("/api/workflows", "post"): "201",
+    ("/api/agents", "post"): "201",
+    ("/api/workflows/{workflowId}/schedules", "post"): "201",
+}
+ERRORS = {
+    "400": "Bad request: the message names the field to fix",
+    "401": "No valid bearer token",
+    "403": "Someone else's resource",
+    "404": "No resource with that id",
+    "409": "The resource's state does not allow it",
+    "500": "Unexpected error (the detail is only in the logs)",
+}
+
+
 @app.get("/api/openapi.json", include_in_schema=False)
 def openapi_document() -> Response[Any]:
-    return Response(
-        status_code=HTTPStatus.OK,
-        content_type=content_types.APPLICATION_JSON,
-        body=app.get_openapi_json_schema(title="stepwise API", version="1.0.0"),
-    )
+    document = json.loads(app.get_openapi_json_schema(title="stepwise API", version="1.0.0"))
+    error_ref = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    document["components"]["schemas"]["ErrorEnvelope"] = ErrorEnvelope.model_json_schema()
+    document["components"]["securitySchemes"] = {
+        "CognitoJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    }
+    document["security"] = [{"CognitoJwt": []}]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            responses.pop("422", None)
+            success = SUCCESS_CODES.get((path, method))
+            if success and "200" in responses:
+                responses[success] = responses.pop("200")
+            for code, description in ERRORS.items():
+                responses[code] = {"description": description, "content": {"application/json": {"schema": error_ref}}}
+    document["components"]["schemas"].pop("HTTPValidationError", None)
+    document["components"]["schemas"].pop("ValidationError", None)
+    document["components"]["schemas"].pop("ResponseValidationError", None)
+    return Response(status_code=HTTPStatus.OK, content_type=content_types.APPLICATION_JSON, body=document)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

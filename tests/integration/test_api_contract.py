@@ -595,3 +595,17 @@ def test_a_timeout_and_retries_that_cannot_fit_the_runner_are_refused(api: Any) 
     answer = api.post("/api/workflows", json_body=definition)
     assert answer.status == 400
     assert "nodes[0] (id 'call'): timeoutSeconds times retry.maxAttempts is 600 s" in answer.body["error"]
+
+
+def test_the_openapi_document_states_the_real_codes_and_the_token(api: Any) -> None:
+    document = api.get("/api/openapi.json", user=None).body
+
+    start = document["paths"]["/api/workflows/execute/{workflowId}"]["post"]["responses"]
+    assert "202" in start and "200" not in start and "422" not in start
+    assert {"400", "401", "403", "404", "409", "500"} <= set(start)
+    assert "201" in document["paths"]["/api/workflows"]["post"]["responses"]
+    assert document["components"]["securitySchemes"]["CognitoJwt"]["scheme"] == "bearer"
+    assert document["security"] == [{"CognitoJwt": []}]
+    from openapi_spec_validator import validate
+
+    validate(document)
