@@ -7,7 +7,6 @@ Errors are domain exceptions mapped to status codes in one place (``_domain_erro
 from __future__ import annotations
 
 import json
-from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -37,7 +36,7 @@ from stepwise.models.workflow import StartExecutionRequest, WorkflowDefinition, 
 from stepwise.observability import logger, metrics, trace_handler
 from stepwise.service import agents, executions, schedules, workflows
 from stepwise.settings import get_settings
-from stepwise.store import Store
+from stepwise.store import Store, default_store
 
 # Bodies are strict JSON: Python's parser would take NaN and Infinity, and recurse without end.
 app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
@@ -47,13 +46,8 @@ Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
 Cursor = Annotated[str | None, Query(description="the nextCursor of the previous page")]
 
 
-@cache
-def _store(table: str) -> Store:
-    return Store(table)
-
-
 def store() -> Store:
-    return _store(get_settings().table_name)
+    return default_store()
 
 
 def caller() -> Caller:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -12,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from stepwise.observability import logger, metrics, trace_handler
 from stepwise.service import runner
 from stepwise.settings import get_settings
-from stepwise.store import Store
+from stepwise.store import default_store
 
 
 class NodeRunnerEvent(BaseModel):
@@ -22,18 +21,13 @@ class NodeRunnerEvent(BaseModel):
     error: dict[str, Any] | None = None
 
 
-@cache
-def _store(table: str) -> Store:
-    return Store(table)
-
-
 @logger.inject_lambda_context(correlation_id_path="executionId")
 @trace_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 @event_parser(model=NodeRunnerEvent)
 def lambda_handler(event: NodeRunnerEvent, context: LambdaContext) -> dict[str, Any] | None:
     settings = get_settings()
-    store = _store(settings.table_name)
+    store = default_store()
     logger.append_keys(execution_id=event.executionId, action=event.action)
     if event.action == "start":
         return dict(runner.start(store, event.executionId))

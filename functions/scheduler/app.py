@@ -6,7 +6,6 @@ The event is the schedule target's Input with Scheduler's context attributes fil
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,12 +16,7 @@ from stepwise.models.schedule import ScheduleDelivery
 from stepwise.observability import logger, metrics, trace_handler
 from stepwise.service import schedules
 from stepwise.settings import get_settings
-from stepwise.store import Store
-
-
-@cache
-def _store(table: str) -> Store:
-    return Store(table)
+from stepwise.store import default_store
 
 
 @logger.inject_lambda_context(correlation_id_path="scheduleId")
@@ -32,6 +26,6 @@ def _store(table: str) -> Store:
 def lambda_handler(event: ScheduleDelivery, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     logger.append_keys(schedule_id=event.scheduleId, scheduled_time=event.scheduledTime.isoformat())
-    result = schedules.fire(_store(settings.table_name), settings, event)
+    result = schedules.fire(default_store(), settings, event)
     metrics.add_metric(name=f"ScheduledTicks{result.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
     return result.model_dump()

@@ -609,3 +609,23 @@ def test_the_openapi_document_states_the_real_codes_and_the_token(api: Any) -> N
     from openapi_spec_validator import validate
 
     validate(document)
+
+
+def test_a_start_lost_to_a_network_error_ends_failed_not_pending(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from stepwise import aws as aws_clients
+
+    def unreachable(**kwargs: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(aws_clients.stepfunctions(), "start_execution", unreachable)
+    workflow_id = create_workflow(api)
+
+    answer = api.post(f"/api/workflows/execute/{workflow_id}")
+
+    assert answer.status == 500
+    execution_id = re.search(r"exe_[0-9A-Z]{26}", answer.body["error"]).group(0)  # type: ignore[union-attr]
+    execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert execution["state"] == "FAILED"
+    assert "Could not connect" in execution["error"]

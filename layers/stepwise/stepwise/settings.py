@@ -47,3 +47,6 @@ def reset_settings() -> None:
     from stepwise import aws
 
     aws.reset_clients()
+    from stepwise import store
+
+    store.forget_stores()

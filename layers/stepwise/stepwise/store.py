@@ -28,6 +28,7 @@ import binascii
 import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
@@ -644,7 +645,7 @@ class Store:
         """Delete one item."""
         self.client.delete_item(TableName=self.table, Key={"PK": _s(pk), "SK": _s(sk)})
 
-    # --- added for schedules: compare-and-swap of a JSON record ------------------------------------
+    # --- compare-and-swap of a small JSON record (schedules) ------------------------------------------
 
     def replace_body(self, pk: str, sk: str, body: Mapping[str, Any], *, previous: Mapping[str, Any]) -> bool:
         """Overwrite the record under (pk, sk) only if it still holds ``previous`` (as ``get_body`` read it).
@@ -699,6 +700,23 @@ def _cached_version(table: str, workflow_id: str, version: int) -> WorkflowDefin
             _VERSIONS.clear()
         _VERSIONS[key] = WorkflowDefinition.model_validate(_get_json(item, "definition"))
     return _VERSIONS[key]
+
+
+@cache
+def _store_for(table: str) -> Store:
+    return Store(table)
+
+
+def forget_stores() -> None:
+    """Drop the cached stores (their clients belong to an environment that changed)."""
+    _store_for.cache_clear()
+
+
+def default_store() -> Store:
+    """The store of the configured table, built once per process (a warm Lambda reuses its client)."""
+    from stepwise.settings import get_settings
+
+    return _store_for(get_settings().table_name)
 
 
 def terminal(state: str) -> bool:

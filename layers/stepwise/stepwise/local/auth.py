@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from stepwise.identity import ADMIN_GROUP
+
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
 
-ADMIN_GROUP = "admin"
 # Local only: moto's user pool on 127.0.0.1 needs some password to run ADMIN_USER_PASSWORD_AUTH.
 LOCAL_PASSWORD = "Stepwise-local-only-1"  # noqa: S105 - not a secret; see the module docstring
 USER_NAME_PATTERN = r"^[A-Za-z0-9._@+-]{1,64}$"

@@ -100,10 +100,6 @@ class WorkflowDefinition(BaseModel):
             return variables
         return {name: variables.get(name) for name in self.output}
 
-    def agent_ids(self) -> set[str]:
-        """The agents this workflow's agentTask nodes call."""
-        return {str(n.config["agentId"]) for n in self.nodes if n.type == "agentTask"}
-
 
 class WorkflowView(WorkflowDefinition):
     """A stored workflow as the API shows it."""

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stepwise.models.execution import LogLevel
+
 if TYPE_CHECKING:
     from stepwise.models.agent import AgentRecord
     from stepwise.settings import Settings
-
-LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 class NodeConfig(BaseModel):

@@ -2,7 +2,8 @@
 
 The state machine owns the loop (and every wait); each call here reads the execution, does at most one
 node, and records it with conditional writes, so a cancel that lands while a node runs wins: the node's
-result is discarded and nothing further starts. Per node: one read, one claim write, one transaction
+result is discarded and nothing further starts. Per node: one read, one claim write (only for nodes that
+call out or wait), then the node run and the execution's variables and cursor, as two plain writes
 (the execution's variables and cursor, plus the node run with its log lines).
 """
 
@@ -19,11 +20,11 @@ from stepwise import limits, secrets, stepfunctions
 from stepwise.clock import now_iso, parse_iso
 from stepwise.errors import ExecutionNotFound
 from stepwise.interpolation import InterpolationError
-from stepwise.models.execution import LogLine
+from stepwise.models.execution import LogLevel, LogLine
 from stepwise.models.records import ActiveNode, ExecutionRecord, NodeRun
 from stepwise.models.workflow import NodeDefinition, WorkflowDefinition
 from stepwise.nodes import REGISTRY
-from stepwise.nodes.base import LogLevel, NodeContext, NodeFailed, Outcome
+from stepwise.nodes.base import NodeContext, NodeFailed, Outcome
 from stepwise.observability import logger
 from stepwise.settings import Settings
 from stepwise.store import Store, terminal
