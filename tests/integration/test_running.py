@@ -455,3 +455,25 @@ def test_variables_past_the_limit_fail_the_node_that_grows_them(api: Any) -> Non
     assert execution["nodeStates"]["s3"]["state"] == "FAILED"
     assert execution["nodeStates"]["s2"]["state"] == "COMPLETED"
     assert execution["nodeStates"]["s4"]["state"] == "SKIPPED"
+
+
+def test_a_slow_calls_log_lines_show_while_it_waits(api: Any, agent_server: AgentServer) -> None:
+    agent_server.script("/agent", Reply(json={"ok": True}, delay=3.0))
+    agent_id = create_agent(api, agent_server)
+    definition = {
+        "name": "slow",
+        "nodes": [{"id": "ask", "type": "agentTask", "config": {"agentId": agent_id, "prompt": "x"}}],
+    }
+    execution_id = run(api, definition)
+
+    def progress() -> Any:
+        execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+        lines = [line["message"] for line in execution["logs"] if line["nodeId"] == "ask"]
+        return execution["state"] == "RUNNING" and any("attempt 1 of" in line for line in lines) and lines
+
+    lines = wait_until(progress, timeout=10, message="the call's attempt to show while it runs")
+    assert any(line.startswith("Node started") for line in lines)
+    execution = wait_for_state(api, execution_id, {"COMPLETED", "FAILED"})
+    messages = [line["message"] for line in execution["logs"]]
+    assert messages.count("Node started: agentTask, run 1") == 1
+    assert any(m.startswith("Node completed") for m in messages)

@@ -32,6 +32,8 @@ from stepwise.store import Store, terminal
 Status = Literal["continue", "delay", "pause", "approval", "done", "failed", "ended"]
 # How often a node that calls out looks for a cancel while it waits on the other side.
 CANCEL_POLL_SECONDS = 0.5
+# A call still waiting after this long has its log lines stored, so watchers see its progress.
+LOG_FLUSH_SECONDS = 1.0
 # A node that calls out gives up this long before the node runner's own timeout, so it fails cleanly.
 TIME_MARGIN_MS = 10_000
 
@@ -104,15 +106,24 @@ class _Step:
         self.record = record
         self.definition = _definition(store, record)
         self.logs: list[LogLine] = []
+        self.logs_lock = threading.Lock()
         # A node that neither calls out nor waits finishes in microseconds: it is not claimed first (one
         # write fewer), and its run is counted when it is committed.
         self.unclaimed = False
 
     def log(self, node_id: str) -> Callable[[LogLevel, str], None]:
         def write(level: LogLevel, message: str) -> None:
-            self.logs.append(_line(node_id, level, message))
+            with self.logs_lock:
+                self.logs.append(_line(node_id, level, message))
 
         return write
+
+    def flush_logs(self) -> None:
+        """Store the lines logged so far (a slow call's attempts show while it waits); the run keeps the rest."""
+        with self.logs_lock:
+            lines, self.logs = self.logs, []
+        if lines:
+            self.store.append_logs(self.record.id, lines)
 
     def context(self, node: NodeDefinition, should_stop: Callable[[], bool]) -> NodeContext:
         return NodeContext(
@@ -169,10 +180,16 @@ class _Step:
 
         worker = threading.Thread(target=target, name=f"node-{self.record.id}", daemon=True)
         worker.start()
+        waited = 0.0
         while True:
             worker.join(CANCEL_POLL_SECONDS)
             if not worker.is_alive():
                 break
+            waited += CANCEL_POLL_SECONDS
+            if waited >= LOG_FLUSH_SECONDS:
+                # A slow call: let watchers see it started, and each attempt, while it waits.
+                self.flush_logs()
+                waited = 0.0
             if self.canceled():
                 stop.set()
                 raise _Canceled
