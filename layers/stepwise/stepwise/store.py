@@ -32,6 +32,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 
 from stepwise import aws
 from stepwise.clock import now
@@ -57,6 +58,16 @@ def _n(value: int) -> dict[str, str]:
 
 def _json(value: Any) -> dict[str, str]:
     return {"S": json.dumps(value, separators=(",", ":"), ensure_ascii=False)}
+
+
+def _attribute(value: str | bool | int | BaseModel) -> dict[str, Any]:
+    if isinstance(value, BaseModel):
+        return _json(value.model_dump(mode="json"))
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return _n(value)
+    return _s(value)
 
 
 def _get_s(item: Item, name: str) -> str | None:
@@ -373,16 +384,16 @@ class Store:
         to_state: str,
         *,
         allowed_from: Sequence[str],
-        set_values: Mapping[str, Any] | None = None,
+        set_values: Mapping[str, str | bool | int | BaseModel] | None = None,
         remove: Sequence[str] = (),
-        extra_condition: str | None = None,
-        condition_values: Mapping[str, Any] | None = None,
+        pause_requested: bool | None = None,
         expected_revision: int | None = None,
     ) -> tuple[bool, ExecutionRecord | None]:
-        """Move the execution to ``to_state`` only from ``allowed_from``.
+        """Move the execution to ``to_state`` only from ``allowed_from`` (and, when given, only while the pause
+        request and the revision are as the caller read them).
 
-        Returns (True, the record before) on success, (False, the record as it is) when the condition
-        failed, so the caller can say why (e.g. "already COMPLETED").
+        ``set_values`` are plain values (a model is stored as its JSON). Returns (True, the record before) on
+        success, (False, the record as it is) when the condition failed, so the caller can say why.
         """
         names = {"#state": "state"}
         values: Item = {":to": _s(to_state)}
@@ -392,7 +403,7 @@ class Store:
             values[f":from{index}"] = _s(state)
         for index, (name, value) in enumerate((set_values or {}).items()):
             names[f"#f{index}"] = name
-            values[f":v{index}"] = value
+            values[f":v{index}"] = _attribute(value)
             assignments.append(f"#f{index} = :v{index}")
         if to_state in TERMINAL_STATES:
             retention = _retention_epoch()
@@ -405,9 +416,9 @@ class Store:
                 names[f"#r{index}"] = name
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
         condition = f"#state IN ({', '.join(f':from{i}' for i in range(len(allowed_from)))})"
-        if extra_condition:
-            condition += f" AND ({extra_condition})"
-            values.update(condition_values or {})
+        if pause_requested is not None:
+            condition += " AND pauseRequested = :requested"
+            values[":requested"] = {"BOOL": pause_requested}
         if expected_revision is not None:
             condition += " AND revision = :expected"
             values[":expected"] = _n(expected_revision)
@@ -594,10 +605,6 @@ class Store:
         record.revision += 1
         record.activeNode = active
         return True
-
-    def encode_active(self, active: ActiveNode) -> Item:
-        """The attribute value of an active node, for ``transition``'s ``set_values``."""
-        return _json(active.model_dump(mode="json"))
 
     # --- raw items (schedules and other small records keep their body as JSON) --------------------
 

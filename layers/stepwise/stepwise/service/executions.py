@@ -87,7 +87,7 @@ def _start_state_machine(store: Store, settings: Settings, execution_id: str) ->
             execution_id,
             "FAILED",
             allowed_from=("PENDING",),
-            set_values={"error": {"S": reason}, "completedAt": {"S": now_iso()}},
+            set_values={"error": reason, "completedAt": now_iso()},
         )
         raise StartFailed(f"Execution {execution_id} could not be started; it is recorded as FAILED") from error
 
@@ -298,7 +298,7 @@ def cancel(store: Store, settings: Settings, caller: Caller, execution_id: str) 
         execution_id,
         "CANCELED",
         allowed_from=CANCELABLE,
-        set_values={"completedAt": {"S": now_iso()}},
+        set_values={"completedAt": now_iso()},
         remove=("taskToken",),
     )
     if not moved:
@@ -338,11 +338,11 @@ def resume(store: Store, caller: Caller, execution_id: str) -> str:
         if record.state in TERMINAL_STATES:
             raise Conflict(f"Execution {execution_id} already ended ({record.state}); it cannot be resumed")
         raise Conflict(f"Execution {execution_id} is not paused ({record.state})")
-    set_values: dict[str, Any] = {"pauseRequested": {"BOOL": False}}
+    set_values: dict[str, Any] = {"pauseRequested": False}
     approving = record.activeNode is not None and record.activeNode.waitingFor == "approval"
     if approving and record.activeNode:
         approved = record.activeNode.model_copy(update={"approvedBy": caller.sub, "approvedAt": now_iso()})
-        set_values["activeNode"] = store.encode_active(approved)
+        set_values["activeNode"] = approved
     moved, before = store.transition(
         execution_id, "RUNNING", allowed_from=("PAUSED",), set_values=set_values, remove=("taskToken",)
     )

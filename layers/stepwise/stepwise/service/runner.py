@@ -379,7 +379,7 @@ def pause(store: Store, execution_id: str, task_token: str) -> None:
         raise RuntimeError(f"execution {execution_id} is {record.state}; not pausing")
     if record.state == "PAUSED":
         # A retried pause task: the state machine now waits on this newer token.
-        store.transition(execution_id, "PAUSED", allowed_from=("PAUSED",), set_values={"taskToken": {"S": task_token}})
+        store.transition(execution_id, "PAUSED", allowed_from=("PAUSED",), set_values={"taskToken": task_token})
         return
     waiting_for_approval = bool(record.activeNode and record.activeNode.waitingFor == "approval")
     if not waiting_for_approval and not record.pauseRequested:
@@ -391,10 +391,9 @@ def pause(store: Store, execution_id: str, task_token: str) -> None:
         execution_id,
         "PAUSED",
         allowed_from=("RUNNING",),
-        set_values={"taskToken": {"S": task_token}, "pauseRequested": {"BOOL": False}},
+        set_values={"taskToken": task_token, "pauseRequested": False},
         expected_revision=record.revision,
-        extra_condition=None if waiting_for_approval else "pauseRequested = :yes",
-        condition_values=None if waiting_for_approval else {":yes": {"BOOL": True}},
+        pause_requested=None if waiting_for_approval else True,
     )
     if not moved:
         if now_record and terminal(now_record.state):
@@ -426,7 +425,7 @@ def approval_timeout(store: Store, execution_id: str) -> Answer:
         execution_id,
         "FAILED",
         allowed_from=("PAUSED", "RUNNING"),
-        set_values={"error": {"S": error}, "completedAt": {"S": now_iso()}},
+        set_values={"error": error, "completedAt": now_iso()},
         remove=("taskToken",),  # activeNode stays: it shows the node FAILED until its run is recorded
         expected_revision=record.revision,  # a resume that lands meanwhile wins
     )
@@ -471,7 +470,7 @@ def fail(store: Store, execution_id: str, error: dict[str, Any]) -> Answer:
         execution_id,
         "FAILED",
         allowed_from=("PENDING", "RUNNING", "PAUSED"),
-        set_values={"error": {"S": text}, "completedAt": {"S": now_iso()}},
+        set_values={"error": text, "completedAt": now_iso()},
         remove=("taskToken",),  # activeNode stays: it shows the node FAILED until its run is recorded
     )
     if moved and record.activeNode:
