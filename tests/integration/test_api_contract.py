@@ -33,6 +33,16 @@ def start(api: Any, workflow_id: str, user: str = "alice", **kwargs: Any) -> str
     return str(answer.body["data"]["executionId"])
 
 
+def start_that_fails(api: Any) -> dict[str, Any]:
+    """Start a new workflow whose start Step Functions refuses: a 500 naming the execution, recorded FAILED."""
+    answer = api.post(f"/api/workflows/execute/{create_workflow(api)}")
+    assert answer.status == 500
+    execution_id = re.search(r"exe_[0-9A-Z]{26}", answer.body["error"]).group(0)  # type: ignore[union-attr]
+    execution: dict[str, Any] = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert execution["state"] == "FAILED"
+    return execution
+
+
 # --- the seed's three endpoints ------------------------------------------------------------------
 
 
@@ -157,14 +167,9 @@ def test_a_start_that_step_functions_refuses_ends_failed(api: Any, monkeypatch: 
     from stepwise.settings import get_settings
 
     get_settings.cache_clear()
-    workflow_id = create_workflow(api)
 
-    answer = api.post(f"/api/workflows/execute/{workflow_id}")
+    execution = start_that_fails(api)
 
-    assert answer.status == 500
-    execution_id = re.search(r"exe_[0-9A-Z]{26}", answer.body["error"]).group(0)  # type: ignore[union-attr]
-    execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
-    assert execution["state"] == "FAILED"
     assert "could not be started" in execution["error"]
 
 
@@ -620,12 +625,7 @@ def test_a_start_lost_to_a_network_error_ends_failed_not_pending(api: Any, monke
         raise EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com")
 
     monkeypatch.setattr(aws_clients.stepfunctions(), "start_execution", unreachable)
-    workflow_id = create_workflow(api)
 
-    answer = api.post(f"/api/workflows/execute/{workflow_id}")
+    execution = start_that_fails(api)
 
-    assert answer.status == 500
-    execution_id = re.search(r"exe_[0-9A-Z]{26}", answer.body["error"]).group(0)  # type: ignore[union-attr]
-    execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
-    assert execution["state"] == "FAILED"
     assert "Could not connect" in execution["error"]
