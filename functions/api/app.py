@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter as Router
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -121,10 +122,17 @@ def _unexpected(error: Exception) -> Response[Any]:
     return _json(HTTPStatus.INTERNAL_SERVER_ERROR, {"success": False, "error": "Internal server error"})
 
 
+# One Router per resource; the resolver includes them all (below) and holds the one exception map (above).
+executions_api = Router()
+workflows_api = Router()
+agents_api = Router()
+schedules_api = Router()
+
+
 # --- executions (the seed contract) -------------------------------------------------------------
 
 
-@app.post("/api/workflows/execute/<workflowId>", tags=["executions"])
+@executions_api.post("/api/workflows/execute/<workflowId>", tags=["executions"])
 def start_execution(
     workflowId: str,
     body: Annotated[StartExecutionRequest | None, Body()] = None,
@@ -142,29 +150,29 @@ def start_execution(
     )
 
 
-@app.get("/api/workflows/execute/<executionId>", tags=["executions"])
+@executions_api.get("/api/workflows/execute/<executionId>", tags=["executions"])
 def get_execution(executionId: str) -> DataEnvelope[WorkflowExecution]:
     return DataEnvelope(data=executions.get(store(), caller(), executionId))
 
 
-@app.delete("/api/workflows/execute/<executionId>", tags=["executions"])
+@executions_api.delete("/api/workflows/execute/<executionId>", tags=["executions"])
 def cancel_execution(executionId: str) -> MessageEnvelope:
     executions.cancel(store(), get_settings(), caller(), executionId)
     metrics.add_metric(name="ExecutionsCanceled", unit=MetricUnit.Count, value=1)
     return MessageEnvelope(message=f"Execution {executionId} canceled")
 
 
-@app.post("/api/workflows/execute/<executionId>/pause", tags=["executions"])
+@executions_api.post("/api/workflows/execute/<executionId>/pause", tags=["executions"])
 def pause_execution(executionId: str) -> MessageEnvelope:
     return MessageEnvelope(message=executions.pause(store(), caller(), executionId))
 
 
-@app.post("/api/workflows/execute/<executionId>/resume", tags=["executions"])
+@executions_api.post("/api/workflows/execute/<executionId>/resume", tags=["executions"])
 def resume_execution(executionId: str) -> MessageEnvelope:
     return MessageEnvelope(message=executions.resume(store(), caller(), executionId))
 
 
-@app.get("/api/workflows/<workflowId>/executions", tags=["executions"])
+@executions_api.get("/api/workflows/<workflowId>/executions", tags=["executions"])
 def list_executions(
     workflowId: str,
     state: Annotated[ExecutionState | None, Query()] = None,
@@ -178,28 +186,28 @@ def list_executions(
 # --- workflows ----------------------------------------------------------------------------------
 
 
-@app.post("/api/workflows", tags=["workflows"])
+@workflows_api.post("/api/workflows", tags=["workflows"])
 def create_workflow(body: WorkflowDefinition) -> Response[DataEnvelope[WorkflowView]]:
     return _json(HTTPStatus.CREATED, DataEnvelope(data=workflows.create(store(), caller(), body)))
 
 
-@app.get("/api/workflows", tags=["workflows"])
+@workflows_api.get("/api/workflows", tags=["workflows"])
 def list_workflows(limit: Limit = 20, cursor: Cursor = None) -> ListEnvelope[WorkflowView]:
     rows, next_cursor = workflows.list_mine(store(), caller(), limit, cursor)
     return ListEnvelope(data=rows, nextCursor=next_cursor)
 
 
-@app.get("/api/workflows/<workflowId>", tags=["workflows"])
+@workflows_api.get("/api/workflows/<workflowId>", tags=["workflows"])
 def get_workflow(workflowId: str) -> DataEnvelope[WorkflowView]:
     return DataEnvelope(data=workflows.get(store(), caller(), workflowId))
 
 
-@app.put("/api/workflows/<workflowId>", tags=["workflows"])
+@workflows_api.put("/api/workflows/<workflowId>", tags=["workflows"])
 def update_workflow(workflowId: str, body: WorkflowUpdate) -> DataEnvelope[WorkflowView]:
     return DataEnvelope(data=workflows.update(store(), caller(), workflowId, body.definition(workflowId)))
 
 
-@app.delete("/api/workflows/<workflowId>", tags=["workflows"])
+@workflows_api.delete("/api/workflows/<workflowId>", tags=["workflows"])
 def delete_workflow(workflowId: str) -> MessageEnvelope:
     workflows.delete(store(), caller(), workflowId)
     return MessageEnvelope(message=f"Workflow {workflowId} deleted")
@@ -208,28 +216,28 @@ def delete_workflow(workflowId: str) -> MessageEnvelope:
 # --- agents -------------------------------------------------------------------------------------
 
 
-@app.post("/api/agents", tags=["agents"])
+@agents_api.post("/api/agents", tags=["agents"])
 def create_agent(body: AgentInput) -> Response[DataEnvelope[AgentView]]:
     return _json(HTTPStatus.CREATED, DataEnvelope(data=AgentView.of(agents.create(store(), caller(), body))))
 
 
-@app.get("/api/agents", tags=["agents"])
+@agents_api.get("/api/agents", tags=["agents"])
 def list_agents(limit: Limit = 20, cursor: Cursor = None) -> ListEnvelope[AgentView]:
     rows, next_cursor = agents.list_mine(store(), caller(), limit, cursor)
     return ListEnvelope(data=[AgentView.of(row) for row in rows], nextCursor=next_cursor)
 
 
-@app.get("/api/agents/<agentId>", tags=["agents"])
+@agents_api.get("/api/agents/<agentId>", tags=["agents"])
 def get_agent(agentId: str) -> DataEnvelope[AgentView]:
     return DataEnvelope(data=AgentView.of(agents.get(store(), caller(), agentId)))
 
 
-@app.put("/api/agents/<agentId>", tags=["agents"])
+@agents_api.put("/api/agents/<agentId>", tags=["agents"])
 def update_agent(agentId: str, body: AgentInput) -> DataEnvelope[AgentView]:
     return DataEnvelope(data=AgentView.of(agents.update(store(), caller(), agentId, body)))
 
 
-@app.delete("/api/agents/<agentId>", tags=["agents"])
+@agents_api.delete("/api/agents/<agentId>", tags=["agents"])
 def delete_agent(agentId: str) -> MessageEnvelope:
     agents.delete(store(), caller(), agentId)
     return MessageEnvelope(message=f"Agent {agentId} deleted")
@@ -238,31 +246,35 @@ def delete_agent(agentId: str) -> MessageEnvelope:
 # --- schedules ----------------------------------------------------------------------------------
 
 
-@app.post("/api/workflows/<workflowId>/schedules", tags=["schedules"])
+@schedules_api.post("/api/workflows/<workflowId>/schedules", tags=["schedules"])
 def create_schedule(workflowId: str, body: ScheduleInput) -> Response[DataEnvelope[ScheduleView]]:
     view = schedules.create(store(), get_settings(), caller(), workflowId, body)
     return _json(HTTPStatus.CREATED, DataEnvelope(data=view))
 
 
-@app.get("/api/workflows/<workflowId>/schedules", tags=["schedules"])
+@schedules_api.get("/api/workflows/<workflowId>/schedules", tags=["schedules"])
 def list_schedules(workflowId: str) -> ListEnvelope[ScheduleView]:
     return ListEnvelope(data=schedules.list_for_workflow(store(), caller(), workflowId), nextCursor=None)
 
 
-@app.get("/api/workflows/<workflowId>/schedules/<scheduleId>", tags=["schedules"])
+@schedules_api.get("/api/workflows/<workflowId>/schedules/<scheduleId>", tags=["schedules"])
 def get_schedule(workflowId: str, scheduleId: str) -> DataEnvelope[ScheduleView]:
     return DataEnvelope(data=schedules.get(store(), caller(), workflowId, scheduleId))
 
 
-@app.patch("/api/workflows/<workflowId>/schedules/<scheduleId>", tags=["schedules"])
+@schedules_api.patch("/api/workflows/<workflowId>/schedules/<scheduleId>", tags=["schedules"])
 def update_schedule(workflowId: str, scheduleId: str, body: SchedulePatch) -> DataEnvelope[ScheduleView]:
     return DataEnvelope(data=schedules.patch(store(), get_settings(), caller(), workflowId, scheduleId, body))
 
 
-@app.delete("/api/workflows/<workflowId>/schedules/<scheduleId>", tags=["schedules"])
+@schedules_api.delete("/api/workflows/<workflowId>/schedules/<scheduleId>", tags=["schedules"])
 def delete_schedule(workflowId: str, scheduleId: str) -> MessageEnvelope:
     schedules.delete(store(), get_settings(), caller(), workflowId, scheduleId)
     return MessageEnvelope(message=f"Schedule {scheduleId} deleted")
+
+
+for router in (executions_api, workflows_api, agents_api, schedules_api):
+    app.include_router(router)
 
 
 # --- the OpenAPI document (no authorizer in front of it) -----------------------------------------
