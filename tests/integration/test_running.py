@@ -425,14 +425,19 @@ def test_an_oversized_node_output_is_truncated_and_the_run_goes_on(api: Any, age
     assert any("stored truncated" in line["message"] for line in execution["logs"])
 
 
-def test_variables_up_to_the_documented_limit_complete(api: Any) -> None:
-    # Three 55 KB values: 165 KB of variables, under the 180,000-byte limit (and the output is all of them)
-    definition = {
-        "name": "fat",
+def fat_workflow(nodes: int) -> dict[str, Any]:
+    """Each node sets a 55 KB variable of its own."""
+    return {
+        "name": f"{nodes} fat nodes",
         "nodes": [
-            {"id": f"s{i}", "type": "setVariables", "config": {"values": {f"v{i}": "x" * 55_000}}} for i in range(3)
+            {"id": f"s{i}", "type": "setVariables", "config": {"values": {f"v{i}": "x" * 55_000}}} for i in range(nodes)
         ],
     }
+
+
+def test_variables_up_to_the_documented_limit_complete(api: Any) -> None:
+    # Three 55 KB values: 165 KB of variables, under the 180,000-byte limit (and the output is all of them)
+    definition = fat_workflow(3)
 
     execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
 
@@ -441,12 +446,7 @@ def test_variables_up_to_the_documented_limit_complete(api: Any) -> None:
 
 
 def test_variables_past_the_limit_fail_the_node_that_grows_them(api: Any) -> None:
-    definition = {
-        "name": "too fat",
-        "nodes": [
-            {"id": f"s{i}", "type": "setVariables", "config": {"values": {f"v{i}": "x" * 55_000}}} for i in range(5)
-        ],
-    }
+    definition = fat_workflow(5)
 
     execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
 

@@ -509,34 +509,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--aws-port", type=int, default=None, help="the local AWS endpoint's port (default: port + 1)")
 
-    workflow = commands.add_parser("workflow", help="create, update, list, get and delete workflows").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
-    create = file_command("POST", "/api/workflows")
-    leaf(workflow, "create", create, "create a workflow from a JSON or YAML file").add_argument("file")
-    update = leaf(workflow, "update", file_command("PUT", "/api/workflows/{id}"), "store a new version of a workflow")
-    update.add_argument("id")
-    update.add_argument("file")
-    leaf(workflow, "list", list_command("/api/workflows", WORKFLOW_COLUMNS), "your workflows").add_argument(
-        "--json", action="store_true"
-    )
-    leaf(workflow, "get", get_command("/api/workflows/{id}"), "one workflow").add_argument("id")
-    leaf(workflow, "delete", message_command("DELETE", "/api/workflows/{id}"), "delete a workflow").add_argument("id")
-
-    agent = commands.add_parser("agent", help="create, list, get and delete agents").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
-    leaf(agent, "create", file_command("POST", "/api/agents"), "create an agent from a JSON or YAML file").add_argument(
-        "file"
-    )
-    agent_update = leaf(agent, "update", file_command("PUT", "/api/agents/{id}"), "replace an agent's definition")
-    agent_update.add_argument("id")
-    agent_update.add_argument("file")
-    leaf(agent, "list", list_command("/api/agents", AGENT_COLUMNS), "your agents").add_argument(
-        "--json", action="store_true"
-    )
-    leaf(agent, "get", get_command("/api/agents/{id}"), "one agent").add_argument("id")
-    leaf(agent, "delete", message_command("DELETE", "/api/agents/{id}"), "delete an agent").add_argument("id")
+    # Workflows and agents take the same five commands over their own collection.
+    for noun, path, columns, update_help in (
+        ("workflow", "/api/workflows", WORKFLOW_COLUMNS, "store a new version of a workflow"),
+        ("agent", "/api/agents", AGENT_COLUMNS, "replace an agent's definition"),
+    ):
+        group = commands.add_parser(noun, help=f"create, update, list, get and delete {noun}s").add_subparsers(
+            dest="action", required=True, metavar="ACTION"
+        )
+        one = path + "/{id}"
+        leaf(group, "create", file_command("POST", path), f"create a {noun} from a JSON or YAML file").add_argument(
+            "file"
+        )
+        update = leaf(group, "update", file_command("PUT", one), update_help)
+        update.add_argument("id")
+        update.add_argument("file")
+        leaf(group, "list", list_command(path, columns), f"your {noun}s").add_argument("--json", action="store_true")
+        leaf(group, "get", get_command(one), f"one {noun}").add_argument("id")
+        leaf(group, "delete", message_command("DELETE", one), f"delete a {noun}").add_argument("id")
 
     run = leaf(
         commands,

@@ -11,6 +11,11 @@ from stepwise.errors import BadRequest
 MAX_DEPTH = 64
 
 
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: what it costs to store."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
 def depth(value: Any, limit: int = MAX_DEPTH) -> int:
     """How deeply ``value`` nests lists and objects, counting up to ``limit + 1`` at most."""
     deepest = 0

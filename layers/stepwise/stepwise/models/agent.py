@@ -87,16 +87,4 @@ class AgentView(BaseModel):
     @classmethod
     def of(cls, record: AgentRecord) -> AgentView:
         """The public view of a stored agent."""
-        return cls(
-            id=record.id,
-            name=record.name,
-            endpoint=record.endpoint,
-            protocol=record.protocol,
-            model=record.model,
-            headers=record.headers,
-            hasCredential=record.credentialRef is not None,
-            timeoutSeconds=record.timeoutSeconds,
-            owner=record.owner,
-            createdAt=record.createdAt,
-            updatedAt=record.updatedAt,
-        )
+        return cls(**record.model_dump(exclude={"credentialRef"}), hasCredential=record.credentialRef is not None)

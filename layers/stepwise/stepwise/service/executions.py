@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
@@ -50,12 +49,12 @@ def launch(
     merged = {**workflow.variables, **variables}
     if limits.depth(merged) > limits.MAX_DEPTH:
         raise BadRequest(f"variables are nested too deeply; the limit is {limits.MAX_DEPTH} levels")
-    size = len(json.dumps(merged, separators=(",", ":")).encode())
+    size = limits.json_size(merged)
     if size > settings.max_variables_bytes:
         raise BadRequest(f"variables are {size} bytes; the limit is {settings.max_variables_bytes}")
-    execution_id = execution_id or ids.new_id("exe")
-    existing = store.get_execution(execution_id)
-    if existing is not None:
+    if execution_id is None:
+        execution_id = ids.new_id("exe")
+    elif (existing := store.get_execution(execution_id)) is not None:
         if existing.state == "PENDING":
             # A repeated start (a scheduled tick delivered again) of one whose start did not go through.
             _start_state_machine(store, settings, execution_id)

@@ -223,7 +223,7 @@ class _Step:
             if truncated:
                 self.log(node.id)("warning", f"value of '{name}' is larger than {limit} bytes; stored truncated")
             variables[name] = fitted
-        size = len(json.dumps(variables, separators=(",", ":"), ensure_ascii=False).encode())
+        size = limits.json_size(variables)
         if size > self.settings.max_variables_bytes:
             return self.fail(
                 node,
