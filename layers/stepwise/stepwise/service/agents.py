@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from stepwise import ids, secrets
 from stepwise.clock import now_iso
-from stepwise.errors import AgentNotFound
+from stepwise.errors import AgentNotFound, Conflict
 from stepwise.identity import Caller
 from stepwise.models.agent import AgentInput, AgentRecord
+from stepwise.service.paging import callers_cursor
 from stepwise.settings import get_settings
-from stepwise.store import Store
+from stepwise.store import ConditionFailed, Store
 
 
 def create(store: Store, caller: Caller, agent: AgentInput) -> AgentRecord:
@@ -56,7 +57,10 @@ def update(store: Store, caller: Caller, agent_id: str, agent: AgentInput) -> Ag
         createdAt=current.createdAt,
         updatedAt=now_iso(),
     )
-    store.put_agent(record, new=False)
+    try:
+        store.put_agent(record, new=False)
+    except ConditionFailed as error:
+        raise Conflict(f"Agent {agent_id} was deleted meanwhile") from error
     return record
 
 
@@ -71,4 +75,5 @@ def delete(store: Store, caller: Caller, agent_id: str) -> None:
 
 def list_mine(store: Store, caller: Caller, limit: int, cursor: str | None) -> tuple[list[AgentRecord], str | None]:
     """The caller's agents, newest first."""
-    return store.list_agents(caller.sub, limit, cursor)
+    with callers_cursor():
+        return store.list_agents(caller.sub, limit, cursor)

@@ -7,7 +7,14 @@ from typing import Any
 
 from stepwise import ids, limits, stepfunctions
 from stepwise.clock import now_iso
-from stepwise.errors import BadRequest, Conflict, ExecutionNotFound, StartFailed, WorkflowNotFound
+from stepwise.errors import (
+    BadRequest,
+    Conflict,
+    ExecutionExists,
+    ExecutionNotFound,
+    StartFailed,
+    WorkflowNotFound,
+)
 from stepwise.identity import Caller
 from stepwise.models.execution import (
     TERMINAL_STATES,
@@ -19,8 +26,9 @@ from stepwise.models.execution import (
 from stepwise.models.records import ExecutionRecord, NodeRun
 from stepwise.models.workflow import WorkflowDefinition, WorkflowView
 from stepwise.service import workflows
+from stepwise.service.paging import callers_cursor
 from stepwise.settings import Settings
-from stepwise.store import Store, terminal
+from stepwise.store import ConditionFailed, Store, terminal
 
 CANCELABLE = ("PENDING", "RUNNING", "PAUSED")
 
@@ -44,7 +52,8 @@ def launch(
     """Record a PENDING execution of the workflow's current version and start its state machine run.
 
     ``execution_id`` makes the start idempotent (a scheduled tick delivered twice starts one run). If Step
-    Functions refuses, the record ends FAILED with the reason and ``StartFailed`` is raised.
+    Functions refuses, the record ends FAILED with the reason and ``StartFailed`` is raised. ``ExecutionExists``
+    when another start with the same ``execution_id`` recorded it first.
     """
     merged = {**workflow.variables, **variables}
     if limits.depth(merged) > limits.MAX_DEPTH:
@@ -71,7 +80,10 @@ def launch(
         cursor=workflow.nodes[0].id,
         maxNodeRuns=workflow.maxNodeRuns or settings.default_max_node_runs,
     )
-    store.create_execution(record)
+    try:
+        store.create_execution(record)
+    except ConditionFailed as error:
+        raise ExecutionExists(execution_id) from error
     _start_state_machine(store, settings, execution_id)
     return execution_id
 
@@ -283,7 +295,8 @@ def list_for_workflow(
     if workflow is not None:
         caller.ensure_can_read(workflow.owner, f"workflow {workflow_id}")
         owner = workflow.owner
-    records, next_cursor = store.list_executions(owner, workflow_id, state, limit, cursor)
+    with callers_cursor():
+        records, next_cursor = store.list_executions(owner, workflow_id, state, limit, cursor)
     if workflow is None and not records and cursor is None:
         raise WorkflowNotFound(workflow_id)
     summaries = [ExecutionSummary.model_validate(r, from_attributes=True) for r in records]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from stepwise import ids
 from stepwise.clock import now_iso
-from stepwise.errors import InvalidWorkflow, WorkflowNotFound
+from stepwise.errors import Conflict, InvalidWorkflow, WorkflowNotFound
 from stepwise.identity import Caller
 from stepwise.models.workflow import WorkflowDefinition, WorkflowView
-from stepwise.store import Store
+from stepwise.service.paging import callers_cursor
+from stepwise.store import ConditionFailed, Store
 
 # A version is one DynamoDB item (400 KB at most), stored twice (current and frozen version).
 MAX_DEFINITION_BYTES = 300_000
@@ -78,7 +79,10 @@ def update(store: Store, caller: Caller, workflow_id: str, definition: WorkflowD
         createdAt=current.createdAt,
         updatedAt=now_iso(),
     )
-    store.put_workflow_version(view)
+    try:
+        store.put_workflow_version(view)
+    except ConditionFailed as error:
+        raise Conflict(f"Workflow {view.id} was changed or deleted meanwhile; read it and retry") from error
     return view
 
 
@@ -93,4 +97,5 @@ def delete(store: Store, caller: Caller, workflow_id: str) -> None:
 
 def list_mine(store: Store, caller: Caller, limit: int, cursor: str | None) -> tuple[list[WorkflowView], str | None]:
     """The caller's workflows, newest first."""
-    return store.list_workflows(caller.sub, limit, cursor)
+    with callers_cursor():
+        return store.list_workflows(caller.sub, limit, cursor)
