@@ -12,25 +12,41 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+if TYPE_CHECKING:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 # An item (or a key, or expression values) in DynamoDB's wire format: {"name": {"S": "..."}, ...}.
 Item = dict[str, Any]
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
+
+@cache
+def _serializer() -> TypeSerializer:
+    # Imported on first use: importing boto3 costs a handler's cold start about 80 ms before it needs it.
+    from boto3.dynamodb.types import TypeSerializer
+
+    return TypeSerializer()
+
+
+@cache
+def _deserializer() -> TypeDeserializer:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()
 
 
 def encode(values: Mapping[str, Any]) -> Item:
     """The wire format of plain values; a None leaves its attribute out (DynamoDB has no empty attributes)."""
-    return {name: _SERIALIZER.serialize(value) for name, value in values.items() if value is not None}
+    serialize = _serializer().serialize
+    return {name: serialize(value) for name, value in values.items() if value is not None}
 
 
 def decode(item: Mapping[str, Any]) -> dict[str, Any]:
     """Plain values from the wire format; numbers come back as ``int`` (the store keeps only whole numbers)."""
-    return {name: _plain(_DESERIALIZER.deserialize(value)) for name, value in item.items()}
+    deserialize = _deserializer().deserialize
+    return {name: _plain(deserialize(value)) for name, value in item.items()}
 
 
 def _plain(value: Any) -> Any:

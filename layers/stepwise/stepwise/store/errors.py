@@ -2,7 +2,8 @@
 
 They say nothing about HTTP: the services decide what a failed condition or an unreadable cursor means to
 a caller (a 409, a 400, a duplicate tick) and raise a domain error (``stepwise.errors``). A throttle or any
-other fault stays a ``StorageError``: a 500 at the API, a retried step in the state machine.
+other fault stays a ``StorageError``: the API answers a generic 500, and a node runner step that meets one
+fails like any other error of the step (the state machine's Catch records it).
 """
 
 from __future__ import annotations
