@@ -1,9 +1,10 @@
 """``stepwise dev`` as a user meets it: a subprocess on free ports, driven over real HTTP with real tokens.
 
 One stack serves the whole module (it takes a few seconds to start); the last test stops it with Ctrl-C.
-Tokens come from the stack's ``POST /local/token`` (moto's Cognito). The expired token is signed with the
-key moto signs with (it ships inside moto), so only its ``exp`` is wrong: that tests the expiry check
-itself. The forged token carries the right claims and ``kid`` but is signed with a key of our own.
+Tokens come from the stack's ``POST /local/token`` (moto's Cognito); the API function checks them against
+the keys moto's server serves for the pool. The expired token is signed with the key moto signs with (it
+ships inside moto), so only its ``exp`` is wrong: that tests the expiry check itself. The forged token
+carries the right claims and ``kid`` but is signed with a key of our own.
 """
 
 from __future__ import annotations
@@ -287,25 +288,32 @@ def test_a_token_re_signed_with_moto_key_unchanged_is_accepted(stack: Stack, dem
     assert stack.call("GET", "/api/workflows", token).status_code == 200
 
 
+EXPIRED_AT = int(time.time()) - 3600
+
+
 @pytest.mark.parametrize(
-    ("case", "reason"),
+    ("case", "message"),
     [
-        ("missing", None),
-        ("malformed", "the token is malformed"),
-        ("expired", "the token has expired"),
-        ("forged", "the token's signature is invalid"),
-        ("other audience", "the token does not have a valid audience"),
-        ("other issuer", "the token does not have a valid issuer"),
+        ("missing", "No token: send the header 'Authorization: Bearer <token>'"),
+        ("malformed", "The token is not a JWT: expected three base64url parts joined by dots"),
+        (
+            "expired",
+            f"The token expired at {time.strftime('%Y-%m-%dT%H:%M:%S.000Z', time.gmtime(EXPIRED_AT))}; get a new one",
+        ),
+        ("forged", "The token's signature is invalid: it was not signed by this API's user pool"),
+        ("other audience", "The token is for client 'some-other-client', not for this API's app client"),
+        ("other issuer", "The token was issued by 'https://issuer.example.com/pool', not by this API's user pool"),
     ],
 )
-def test_requests_without_a_valid_token_are_refused_before_the_handler(
-    stack: Stack, demo_token: str, case: str, reason: str | None
+def test_a_request_without_a_valid_token_is_a_401_that_says_why(
+    stack: Stack, demo_token: str, case: str, message: str
 ) -> None:
-    now = int(time.time())
     tokens = {
         "missing": None,
         "malformed": "not-a-jwt",
-        "expired": resigned(demo_token, moto_signing_key(), iat=now - 7200, auth_time=now - 7200, exp=now - 3600),
+        "expired": resigned(
+            demo_token, moto_signing_key(), iat=EXPIRED_AT - 3600, auth_time=EXPIRED_AT - 3600, exp=EXPIRED_AT
+        ),
         "forged": resigned(demo_token, rsa.generate_private_key(public_exponent=65537, key_size=2048)),
         "other audience": resigned(demo_token, moto_signing_key(), aud="some-other-client"),
         "other issuer": resigned(demo_token, moto_signing_key(), iss="https://issuer.example.com/pool"),
@@ -313,10 +321,9 @@ def test_requests_without_a_valid_token_are_refused_before_the_handler(
 
     answer = stack.call("GET", f"/api/workflows/execute/{'exe_' + '0' * 26}", tokens[case])
 
-    assert answer.status_code == 401
-    assert answer.json() == {"message": "Unauthorized"}
-    challenge = answer.headers.get("www-authenticate")
-    assert (challenge is None) if reason is None else (f'error_description="{reason}"' in str(challenge))
+    assert (answer.status_code, answer.json()) == (401, {"success": False, "error": message})
+    challenge = answer.headers["www-authenticate"]
+    assert challenge == "Bearer" if case == "missing" else challenge.startswith('Bearer error="invalid_token"')
 
 
 def test_another_users_execution_is_forbidden_but_an_admin_may_read_it(stack: Stack) -> None:
@@ -402,13 +409,29 @@ def test_a_token_is_not_given_to_a_page_of_another_origin(stack: Stack) -> None:
     assert ask(f"http://localhost:{stack.port}").status_code == 200
 
 
-def test_sample_events_carry_the_demo_users_real_claims(stack: Stack, demo_token: str) -> None:
-    # So `sam local invoke -e events/api-start-execution.json` starts the demo as its owner.
-    event = json.loads((PROJECT_DIR / "events" / "api-start-execution.json").read_text())
-    claims = event["requestContext"]["authorizer"]["jwt"]["claims"]
+@pytest.mark.parametrize("name", sorted(path.name for path in (PROJECT_DIR / "events").glob("api-*.json")))
+def test_sample_events_carry_a_token_of_the_demo_user_that_the_stack_accepts(
+    stack: Stack, demo_token: str, name: str
+) -> None:
+    # So `sam local invoke -e events/api-start-execution.json --env-vars events/env.json` acts as the demo's owner.
+    event = json.loads((PROJECT_DIR / "events" / name).read_text())
+    token = event["headers"]["authorization"].removeprefix("Bearer ")
+    claims = jwt.decode(token, options={"verify_signature": False})
     real = jwt.decode(demo_token, options={"verify_signature": False})
 
     assert {k: claims[k] for k in ("sub", "iss", "aud")} == {k: real[k] for k in ("sub", "iss", "aud")}
+    assert stack.call("GET", "/api/workflows", token).status_code == 200
+
+
+def test_env_json_names_the_local_stacks_user_pool(stack: Stack, demo_token: str) -> None:
+    settings = json.loads((PROJECT_DIR / "events" / "env.json").read_text())["Parameters"]
+    real = jwt.decode(demo_token, options={"verify_signature": False})
+    pool = real["iss"].rsplit("/", 1)[1]
+
+    assert (settings["JWT_ISSUER"], settings["JWT_AUDIENCE"]) == (real["iss"], real["aud"])
+    assert settings["JWKS_URL"] == f"http://host.docker.internal:3001/{pool}/.well-known/jwks.json"
+    keys = requests.get(f"http://127.0.0.1:{stack.aws_port}/{pool}/.well-known/jwks.json", timeout=10)
+    assert [key["kid"] for key in keys.json()["keys"]] == ["dummy"]
 
 
 # ------------------------------------------------------------------------------------------ the CLI

@@ -9,9 +9,9 @@ One process holds it all:
   project's handlers in this process (:func:`stepwise.local.stack.running`).
 * the HTTP API on ``127.0.0.1:<port>`` (default 3000, or ``PORT``): each request becomes the payload 2.0
   event API Gateway would send (:func:`stepwise.local.events.http_api_event`) for the route the template
-  declares, after the JWT authorizer's checks (:mod:`stepwise.local.auth`); the handler's answer is
-  written back as API Gateway writes it. Routes and which of them need a token come from the template's
-  ``HttpApi`` events. ``POST /local/token`` (local only) mints a token for a local user. Every request
+  declares (no authorizer: the API function checks the token itself, :mod:`stepwise.auth`); the handler's
+  answer is written back as API Gateway writes it. Routes come from the template's ``HttpApi`` events.
+  ``POST /local/token`` (local only) mints a token for a local user. Every request
   whose ``Host`` is not ``127.0.0.1``, ``localhost`` or ``[::1]`` with this port is refused (403) before
   anything else, so a web page cannot reach it by pointing a name of its own at 127.0.0.1 (DNS
   rebinding); ``/local/token`` also refuses requests a web page of another origin sends.
@@ -45,7 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from stepwise.local.auth import USER_NAME_PATTERN, AuthorizationFailed, JwtAuthorizer, LocalUserPool
+from stepwise.local.auth import USER_NAME_PATTERN, LocalUserPool
 from stepwise.local.httpio import read_body
 
 if TYPE_CHECKING:
@@ -89,12 +89,11 @@ def host_allowed(hosts: Sequence[str], port: int) -> bool:
 
 @dataclass(frozen=True)
 class Route:
-    """One ``HttpApi`` event of a template function: ``METHOD /path`` and whether it needs a token."""
+    """One ``HttpApi`` event of a template function: ``METHOD /path``."""
 
     method: str
     path: str
     function: str
-    authorized: bool
 
     @property
     def key(self) -> str:
@@ -137,33 +136,21 @@ class Route:
 
 
 def template_routes(template: Mapping[str, Any]) -> list[Route]:
-    """Every ``HttpApi`` event of every function in the template, with the authorizer it ends up with.
-
-    An event's ``Auth.Authorizer`` wins; ``NONE`` leaves the route open; without one, the route takes its
-    API's ``Auth.DefaultAuthorizer`` (and is open if that API has none).
-    """
+    """Every ``HttpApi`` event of every function in the template."""
     from stepwise.local.template import resources_of_type
 
-    defaults = {
-        logical_id: ((api.get("Properties") or {}).get("Auth") or {}).get("DefaultAuthorizer")
-        for logical_id, api in resources_of_type(template, "AWS::Serverless::HttpApi").items()
-    }
     routes: list[Route] = []
     for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
         for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
             if event.get("Type") != "HttpApi":
                 continue
             properties = event.get("Properties") or {}
-            api_id = properties.get("ApiId")
-            default = defaults.get(api_id["Ref"]) if isinstance(api_id, dict) and "Ref" in api_id else None
-            authorizer = (properties.get("Auth") or {}).get("Authorizer", default)
             method = str(properties.get("Method", "ANY")).upper()
             routes.append(
                 Route(
                     method="ANY" if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" else method,
                     path=str(properties.get("Path", "/")),
                     function=logical_id,
-                    authorized=authorizer not in (None, "NONE"),
                 )
             )
     return routes
@@ -242,18 +229,10 @@ def lambda_result_to_response(result: Any) -> GatewayResponse:
 
 
 class LocalGateway:
-    """API Gateway's part: route, authorize, build the event, call the function, shape the answer."""
+    """API Gateway's part: route, build the event, call the function, shape the answer."""
 
-    def __init__(
-        self,
-        routes: Sequence[Route],
-        authorizer: JwtAuthorizer,
-        users: LocalUserPool,
-        deployment: Deployment,
-        port: int,
-    ) -> None:
+    def __init__(self, routes: Sequence[Route], users: LocalUserPool, deployment: Deployment, port: int) -> None:
         self.routes = list(routes)
-        self.authorizer = authorizer
         self.users = users
         self.deployment = deployment
         self.port = port
@@ -278,19 +257,9 @@ class LocalGateway:
         if selected is None:
             return _json_response(404, {"message": "Not Found"})
         route, parameters = selected
-        claims: dict[str, Any] | None = None
-        if route.authorized:
-            try:
-                claims = self.authorizer.authorize(request.header("authorization"))
-            except AuthorizationFailed as refusal:
-                challenge = refusal.www_authenticate()
-                extra = [("www-authenticate", challenge)] if challenge else []
-                return _json_response(401, {"message": "Unauthorized"}, extra)
-        return self._invoke(route, parameters, request, claims)
+        return self._invoke(route, parameters, request)
 
-    def _invoke(
-        self, route: Route, parameters: dict[str, str], request: HttpRequest, claims: dict[str, Any] | None
-    ) -> GatewayResponse:
+    def _invoke(self, route: Route, parameters: dict[str, str], request: HttpRequest) -> GatewayResponse:
         from stepwise.local.events import http_api_event
         from stepwise.local.lambda_routing import LocalLambdaContext
 
@@ -304,7 +273,6 @@ class LocalGateway:
             request.target,
             headers=[*request.headers, *forwarded],
             body=request.body or None,
-            claims=claims,
             source_ip=request.source_ip,
             domain=f"127.0.0.1:{self.port}",
         )
@@ -525,7 +493,7 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
         requests.post(f"{aws_url}/moto-api/seed", params={"a": str(COGNITO_SEED)}, timeout=10).raise_for_status()
         users = LocalUserPool.create(boto3.session.Session(region_name=REGION).client("cognito-idp"), REGION)
         demo_sub = users.ensure_user(demo.DEMO_USER, admin=False)
-        authorizer = JwtAuthorizer.from_jwks_url(users.issuer, [users.client_id], users.jwks_url(aws_url))
+        stack.enter_context(environment(users.api_environment(aws_url)))  # the API function's token settings
 
         agents = stack.enter_context(demo.DemoAgentServer(aws_port + 1))
         seeded = demo.seed(Store(get_settings().table_name), demo_sub, agents.url)
@@ -533,7 +501,7 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
         # moto every tick; see the seed above) and, entered after moto, stops before moto does.
         stack.enter_context(ScheduleClock.for_deployment(deployment).running())
 
-        gateway = LocalGateway(template_routes(load_template(project_dir)), authorizer, users, deployment, port)
+        gateway = LocalGateway(template_routes(load_template(project_dir)), users, deployment, port)
         gateway.load_handlers()
         yield LocalStack(
             api_url=f"http://127.0.0.1:{port}",
