@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -491,6 +492,129 @@ def test_cli_exits_4_when_the_api_cannot_be_reached(stack: Stack) -> None:
     assert result.returncode == 4
     assert "cannot reach http://127.0.0.1:" in result.stderr
     assert "is `make dev` running?" in result.stderr
+    assert "--url" in result.stderr
+    assert "STEPWISE_URL" in result.stderr
+
+
+def test_cli_execution_watch_follows_a_run_it_did_not_start(stack: Stack) -> None:
+    # Given a run started over plain HTTP (as curl or a schedule would), with a 1 s delay in it
+    token = stack.token("onlooker")
+    waits = workflow(
+        stack,
+        token,
+        {
+            "name": "waits a second",
+            "nodes": [
+                {"id": "pause", "type": "delay", "config": {"seconds": 1}},
+                {"id": "after", "type": "setVariables", "config": {"values": {"done": True}}},
+            ],
+        },
+    )
+    execution_id = stack.call("POST", f"/api/workflows/execute/{waits}", token).json()["data"]["executionId"]
+
+    # When someone watches it by its id
+    result = stack.cli("execution", "watch", execution_id, token=token)
+
+    # Then the run's view to its end: the output on stdout, each node with its real duration, exit 0
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"done": True}
+    assert re.search(r"node pause \[delay\] COMPLETED \(1\.\d s\): Node completed in 1\d{3} ms", result.stderr)
+    assert f"execution {execution_id} COMPLETED" in result.stderr
+
+
+def test_cli_quiet_create_prints_only_the_id(stack: Stack) -> None:
+    token = stack.token("scripter")
+    definition = {"name": "q", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}}]}
+    path = stack.stderr.parent / "quiet.json"
+    path.write_text(json.dumps(definition))
+
+    result = stack.cli("workflow", "create", "-q", str(path), token=token)
+
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"wf_[0-9A-Z]{26}\n", result.stdout)
+    assert stack.call("GET", f"/api/workflows/{result.stdout.strip()}", token).status_code == 200
+
+
+def test_cli_var_keeps_what_was_typed(stack: Stack) -> None:
+    token = stack.token("typist")
+    echo = workflow(
+        stack,
+        token,
+        {"name": "echo", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"seen": True}}}]},
+    )
+
+    started = stack.cli(
+        "run", echo, "--var", "id=1e3", "--var", "n=5", "--var", "v=1.0", "--var", "zip=007", token=token
+    )
+
+    assert started.returncode == 0, started.stderr
+    variables = stack.wait_for_end(started.stdout.strip(), token)["variables"]
+    assert variables == {"id": "1e3", "n": 5, "v": "1.0", "zip": "007", "seen": True}
+
+
+# -------------------------------------------------------------------------------------- the examples
+# The stack runs on a port of its own (not make dev's default), so these show the examples need none.
+
+
+def example(name: str) -> str:
+    return str(PROJECT_DIR / "examples" / name)
+
+
+def test_the_fetch_and_branch_example_takes_either_branch(stack: Stack) -> None:
+    token = stack.token("brancher")
+    created = stack.cli(
+        "workflow",
+        "create",
+        "-q",
+        example("fetch-and-branch.yaml"),
+        "--set",
+        f"variables.base={stack.url}",
+        token=token,
+    )
+    assert created.returncode == 0, created.stderr
+    workflow_id = created.stdout.strip()
+
+    found = stack.cli("run", workflow_id, "--watch", token=token)
+    missing = stack.cli("run", workflow_id, "--var", f"base={stack.url}/nothing", "--watch", token=token)
+
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout) == {"result": "read stepwise API", "status": 200}
+    assert missing.returncode == 0, missing.stderr
+    assert json.loads(missing.stdout) == {"result": "gave up: HTTP 404", "status": 404}
+
+
+def test_the_agent_and_approval_examples_run(stack: Stack, demo_token: str) -> None:
+    # The agent example, given the demo agents' URL the banner prints, answers a node
+    agents_url = re.search(r"agents at (http://127\.0\.0\.1:\d+)", stack.stdout.read_text())
+    assert agents_url, stack.output()
+    agent = stack.cli(
+        "agent", "create", "-q", example("agent.yaml"), "--set", f"endpoint={agents_url[1]}/json", token=demo_token
+    )
+    assert agent.returncode == 0, agent.stderr
+    asks = workflow(
+        stack,
+        demo_token,
+        {
+            "name": "asks",
+            "nodes": [
+                {"id": "ask", "type": "agentTask", "config": {"agentId": agent.stdout.strip(), "prompt": "great"}}
+            ],
+        },
+    )
+    asked = stack.cli("run", asks, "--watch", token=demo_token)
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["ask"]["sentiment"] == "positive"
+
+    # The approval example waits for a resume, then publishes
+    approval = stack.cli("workflow", "create", "-q", example("approval.json"), token=demo_token)
+    assert approval.returncode == 0, approval.stderr
+    execution_id = stack.cli("run", approval.stdout.strip(), token=demo_token).stdout.strip()
+    deadline = time.monotonic() + RUN_DEADLINE_SECONDS
+    while stack.call("GET", f"/api/workflows/execute/{execution_id}", demo_token).json()["data"]["state"] != "PAUSED":
+        assert time.monotonic() < deadline, "the approval example never paused"
+        time.sleep(0.1)
+    assert stack.cli("execution", "resume", execution_id, token=demo_token).returncode == 0
+    assert stack.wait_for_end(execution_id, demo_token)["output"]["published"].startswith("Demo reply")
 
 
 def test_cli_without_a_token_is_a_usage_error(stack: Stack) -> None:

@@ -22,16 +22,10 @@ from stepwise import schedules as scheduler
 from stepwise.clock import now, now_iso
 from stepwise.errors import BadRequest, Conflict, ExecutionExists, InvalidSchedule, ScheduleNotFound, StartFailed
 from stepwise.identity import Caller
-from stepwise.models.schedule import (
-    FireResult,
-    ScheduleDelivery,
-    ScheduleInput,
-    SchedulePatch,
-    ScheduleView,
-    check,
-)
+from stepwise.models.schedule import FireResult, ScheduleDelivery, ScheduleInput, SchedulePatch, ScheduleView
 from stepwise.models.workflow import WorkflowView
 from stepwise.observability import logger
+from stepwise.schedule_expressions import check
 from stepwise.service import executions, workflows
 from stepwise.settings import Settings, get_settings
 from stepwise.store import ConditionFailed, Store
