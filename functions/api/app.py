@@ -162,14 +162,58 @@ def cancel_execution(executionId: str) -> MessageEnvelope:
     return MessageEnvelope(message=f"Execution {executionId} canceled")
 
 
-@executions_api.post("/api/workflows/execute/<executionId>/pause", tags=["executions"])
+@executions_api.post(
+    "/api/workflows/execute/<executionId>/pause",
+    tags=["executions"],
+    description="Pause before the next node; the execution shows pauseRequested until it pauses. 409 when it is "
+    "already PAUSED, a pause is already requested, or it ended.",
+)
 def pause_execution(executionId: str) -> MessageEnvelope:
     return MessageEnvelope(message=executions.pause(store(), caller(), executionId))
 
 
-@executions_api.post("/api/workflows/execute/<executionId>/resume", tags=["executions"])
+@executions_api.post(
+    "/api/workflows/execute/<executionId>/resume",
+    tags=["executions"],
+    description="Resume a PAUSED execution (and approve the approval node it waits at), or withdraw a pause "
+    "requested and not yet taken ('pause withdrawn'). 409 when it is neither.",
+)
 def resume_execution(executionId: str) -> MessageEnvelope:
     return MessageEnvelope(message=executions.resume(store(), caller(), executionId))
+
+
+@executions_api.get(
+    "/api/executions",
+    tags=["executions"],
+    description="Your executions across all your workflows, newest first (an admin may add owner=).",
+)
+def find_executions(
+    workflowId: Annotated[str | None, Query(description="only this workflow's executions")] = None,
+    state: Annotated[ExecutionState | None, Query()] = None,
+    startedBy: Annotated[str | None, Query(max_length=200, description="a user's sub, or schedule:<id>")] = None,
+    started_from: Annotated[
+        str | None, Query(alias="from", max_length=64, description="ISO-8601; startedAt at or after it")
+    ] = None,
+    started_to: Annotated[
+        str | None, Query(alias="to", max_length=64, description="ISO-8601; startedAt before it")
+    ] = None,
+    owner: Annotated[str | None, Query(max_length=200, description="another user's sub (admins only)")] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> ListEnvelope[ExecutionSummary]:
+    rows, next_cursor = executions.find(
+        store(),
+        caller(),
+        owner=owner,
+        workflow_id=workflowId,
+        state=state,
+        started_by=startedBy,
+        started_from=started_from,
+        started_to=started_to,
+        limit=limit,
+        cursor=cursor,
+    )
+    return ListEnvelope(data=rows, nextCursor=next_cursor)
 
 
 @executions_api.get("/api/workflows/<workflowId>/executions", tags=["executions"])
@@ -237,9 +281,16 @@ def update_agent(agentId: str, body: AgentInput) -> DataEnvelope[AgentView]:
     return DataEnvelope(data=AgentView.of(agents.update(store(), caller(), agentId, body)))
 
 
-@agents_api.delete("/api/agents/<agentId>", tags=["agents"])
-def delete_agent(agentId: str) -> MessageEnvelope:
-    agents.delete(store(), caller(), agentId)
+@agents_api.delete(
+    "/api/agents/<agentId>",
+    tags=["agents"],
+    description="409 naming the workflows whose current version calls the agent, unless force=true.",
+)
+def delete_agent(
+    agentId: str,
+    force: Annotated[bool, Query(description="delete even if workflows call it (their runs fail at it)")] = False,
+) -> MessageEnvelope:
+    agents.delete(store(), caller(), agentId, force=force)
     return MessageEnvelope(message=f"Agent {agentId} deleted")
 
 

@@ -414,6 +414,7 @@ ROUTES = [
     ("DELETE", "/api/agents/{agent}"),
 ]
 COLLECTION_ROUTES = [
+    ("GET", "/api/executions"),
     ("GET", "/api/workflows"),
     ("POST", "/api/workflows"),
     ("GET", "/api/agents"),

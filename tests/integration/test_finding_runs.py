@@ -172,3 +172,17 @@ def test_runs_recorded_before_the_owner_index_are_found_by_workflow_and_after_th
     # Then the old run is found across workflows too
     assert (first.executions, again.executions) == (1, 0)
     assert find(store) == [new, old]
+
+
+def test_the_openapi_document_describes_the_listing_and_a_pending_pause(api: Any) -> None:
+    document = api.get("/api/openapi.json", user=None).body
+
+    listing = document["paths"]["/api/executions"]["get"]
+    assert {"workflowId", "state", "startedBy", "from", "to", "owner", "limit", "cursor"} == {
+        parameter["name"] for parameter in listing["parameters"]
+    }
+    assert {"200", "400", "403"} <= set(listing["responses"])
+    assert "pauseRequested" in document["components"]["schemas"]["ExecutionSummary"]["required"]
+    assert "withdraw" in document["paths"]["/api/workflows/execute/{executionId}/resume"]["post"]["description"]
+    force = document["paths"]["/api/agents/{agentId}"]["delete"]["parameters"]
+    assert "force" in {parameter["name"] for parameter in force}
