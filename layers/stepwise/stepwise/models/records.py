@@ -45,7 +45,8 @@ class ExecutionRecord(BaseModel):
     def summary(self) -> ExecutionSummary:
         """The execution as a listing shows it; a pause request shows only while the run can still pause."""
         pending = self.pauseRequested and self.state in ("PENDING", "RUNNING")
-        return ExecutionSummary.model_validate({**self.model_dump(), "pauseRequested": pending})
+        shown = self.model_dump(include=set(ExecutionSummary.model_fields))
+        return ExecutionSummary.model_validate({**shown, "pauseRequested": pending})
 
 
 class NodeRun(BaseModel):
