@@ -416,6 +416,7 @@ ROUTES = [
     ("DELETE", "/api/agents/{agent}"),
 ]
 COLLECTION_ROUTES = [
+    ("GET", "/api/executions"),
     ("GET", "/api/workflows"),
     ("POST", "/api/workflows"),
     ("GET", "/api/agents"),
@@ -455,7 +456,7 @@ def test_no_token_is_a_401_in_the_envelope_on_every_documented_route(api: Any, a
         "scheduleId": UNKNOWN_SCHEDULE,
     }
     operations = documented_operations(api)
-    assert len(operations) == 21
+    assert len(operations) == 22
     for method, template in operations:
         path = template.format(**ids)
         answer = api.request(method, path, user=None, json_body=_body_for(path))

@@ -644,6 +644,119 @@ def test_cli_without_a_token_is_a_usage_error(stack: Stack) -> None:
     assert "no token" in result.stderr
 
 
+# ------------------------------------------------------------ finding runs, agents in use, pause and resume
+
+
+def wait_for_state(stack: Stack, execution_id: str, token: str, state: str) -> dict[str, Any]:
+    deadline = time.monotonic() + RUN_DEADLINE_SECONDS
+    while (execution := stack.call("GET", f"/api/workflows/execute/{execution_id}", token).json()["data"])[
+        "state"
+    ] != state:
+        assert time.monotonic() < deadline, f"never {state}: {execution}"
+        time.sleep(0.1)
+    return dict(execution)
+
+
+def test_any_run_is_found_across_workflows_by_filter_and_start_time(stack: Stack) -> None:
+    token, admin = stack.token("finder"), stack.token("finder-auditor", admin=True)
+    quick = {"name": "quick", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}}]}
+    first, second, slow = workflow(stack, token, quick), workflow(stack, token, quick), slow_workflow(stack, token)
+    done = [
+        stack.call("POST", f"/api/workflows/execute/{wf}", token).json()["data"]["executionId"]
+        for wf in (first, second)
+    ]
+    waiting = stack.call("POST", f"/api/workflows/execute/{slow}", token).json()["data"]["executionId"]
+    for execution_id in done:
+        stack.wait_for_end(execution_id, token)
+
+    def listed(query: str, as_token: str = token) -> list[str]:
+        answer = stack.call("GET", f"/api/executions?{query}", as_token)
+        assert answer.status_code == 200, answer.text
+        return [row["id"] for row in answer.json()["data"]]
+
+    try:
+        assert listed("") == [waiting, done[1], done[0]]
+        assert listed(f"workflowId={first}") == [done[0]]
+        assert listed("state=COMPLETED&from=2020-01-01T00:00:00Z") == [done[1], done[0]]
+        assert listed("from=2999-01-01") == [] and listed("to=2020-01-01") == []
+        finder = jwt.decode(token, options={"verify_signature": False})["sub"]
+        assert listed(f"owner={finder}", admin) == [waiting, done[1], done[0]]
+        page = stack.call("GET", "/api/executions?limit=1", token).json()
+        other_filter = stack.call("GET", f"/api/executions?state=RUNNING&cursor={page['nextCursor']}", token)
+        assert (other_filter.status_code, other_filter.json()["success"]) == (400, False)
+        assert "not valid for this listing" in other_filter.json()["error"]
+        bad_time = stack.call("GET", "/api/executions?from=yesterday", token)
+        assert bad_time.status_code == 400
+        assert (
+            "from: 'yesterday' is not an ISO-8601 time; write it like 2024-05-01T09:30:00Z" in bad_time.json()["error"]
+        )
+        assert stack.call("GET", "/api/executions?owner=demo", token).status_code == 403
+
+        cli = stack.cli("execution", "list", "--since", "1h", "--state", "COMPLETED", "--json", token=token)
+        assert cli.returncode == 0, cli.stderr
+        assert [row["id"] for row in json.loads(cli.stdout)] == [done[1], done[0]]
+        table = stack.cli("execution", "list", "--workflow", slow, token=token).stdout.splitlines()
+        assert table[0].split()[:3] == ["id", "workflowId", "state"]
+        assert table[1].split()[:3] == [waiting, slow, "RUNNING"]
+    finally:
+        stack.call("DELETE", f"/api/workflows/execute/{waiting}", token)
+
+
+def test_an_agent_a_workflow_calls_is_deleted_only_with_force(stack: Stack) -> None:
+    token = stack.token("agent-keeper")
+    agent = stack.call("POST", "/api/agents", token, json={"name": "kept", "endpoint": "https://agent.example.com"})
+    agent_id = agent.json()["data"]["id"]
+    calls = {
+        "name": "calls it",
+        "nodes": [{"id": "ask", "type": "agentTask", "config": {"agentId": agent_id, "prompt": "x"}}],
+    }
+    workflow_id = workflow(stack, token, calls)
+
+    refused = stack.call("DELETE", f"/api/agents/{agent_id}", token)
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "success": False,
+        "error": f"Agent {agent_id} is used by workflow {workflow_id} (calls it): change them first, or delete it "
+        "anyway with force=true (their runs will fail at that node)",
+    }
+    cli = stack.cli("agent", "delete", agent_id, token=token)
+    assert cli.returncode == 4 and "force=true" in cli.stderr
+    forced = stack.cli("agent", "delete", agent_id, "--force", token=token)
+    assert forced.returncode == 0, forced.stderr
+    assert stack.call("GET", f"/api/agents/{agent_id}", token).status_code == 404
+
+
+def test_a_pause_is_shown_refused_twice_and_withdrawn_by_resume(stack: Stack) -> None:
+    token = stack.token("pauser")
+    execution_id = stack.call("POST", f"/api/workflows/execute/{slow_workflow(stack, token)}", token).json()["data"][
+        "executionId"
+    ]
+    control = f"/api/workflows/execute/{execution_id}"
+    try:
+        assert wait_for_state(stack, execution_id, token, "RUNNING")["pauseRequested"] is False
+        assert stack.call("POST", f"{control}/pause", token).status_code == 200
+        assert stack.call("GET", control, token).json()["data"]["pauseRequested"] is True
+
+        again = stack.call("POST", f"{control}/pause", token)
+        assert (again.status_code, again.json()["error"]) == (
+            409,
+            f"Execution {execution_id}: a pause is already requested; it pauses before its next node",
+        )
+        withdrawn = stack.call("POST", f"{control}/resume", token)
+        assert (withdrawn.status_code, withdrawn.json()["message"]) == (
+            200,
+            f"Execution {execution_id}: pause withdrawn; it goes on running",
+        )
+        assert stack.call("GET", control, token).json()["data"]["pauseRequested"] is False
+        bare = stack.call("POST", f"{control}/resume", token)
+        assert (bare.status_code, bare.json()["error"]) == (
+            409,
+            f"Execution {execution_id} is not paused (RUNNING) and no pause is requested",
+        )
+    finally:
+        stack.call("DELETE", control, token)
+
+
 # --------------------------------------------------------------------------------------- lifecycle
 
 

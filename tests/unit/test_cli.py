@@ -7,7 +7,7 @@ same commands over real HTTP are in tests/integration/test_local_stack.py.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from stepwise.cli import watch
 from stepwise.cli.api import Api, unreachable
 from stepwise.cli.commands import cmd_execution_watch, file_command
-from stepwise.cli.inputs import UsageError, apply_settings, parse_value, parse_variables
+from stepwise.cli.inputs import UsageError, apply_settings, parse_value, parse_variables, since
 from stepwise.cli.main import api_address, build_parser
 from stepwise.cli.output import EXIT_CANCELED, EXIT_FAILED, EXIT_OK
 
@@ -285,3 +285,79 @@ def test_execution_watch_follows_any_execution_to_its_end(
     out, err = capsys.readouterr()
     assert (json.loads(out) if out else None) == stdout
     assert stderr in err
+
+
+# --------------------------------------------------------------------------------- execution list
+
+
+class ListingApi(Api):
+    """Answers every GET with pages of three rows, and records the query each page was asked with."""
+
+    def __init__(self) -> None:
+        super().__init__("http://api.invalid", "token")
+        self.queries: list[dict[str, str]] = []
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        assert (method, path) == ("GET", "/api/executions")
+        self.queries.append(dict(kwargs["params"]))
+        page = len(self.queries)
+        return {"data": [{"id": f"exe_{page}{n}"} for n in range(3)], "nextCursor": f"after-{page}"}
+
+
+def test_execution_list_asks_for_the_filters_given_and_no_more_rows_than_its_limit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = ListingApi()
+    argv = ["execution", "list", "--workflow", WORKFLOW_ID, "--state", "FAILED", "--since", "2h", "--limit", "5"]
+    args = build_parser().parse_args([*argv, "--json"])
+
+    args.func(args, api)
+
+    first, second = api.queries
+    assert set(first) == {"workflowId", "state", "from", "limit"}
+    assert (first["workflowId"], first["state"], first["limit"]) == (WORKFLOW_ID, "FAILED", "5")
+    assert datetime.fromisoformat(first["from"]) < datetime.now(UTC)
+    assert (second["cursor"], second["limit"]) == ("after-1", "2")
+    assert [row["id"] for row in json.loads(capsys.readouterr().out)] == [
+        "exe_10",
+        "exe_11",
+        "exe_12",
+        "exe_20",
+        "exe_21",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("typed", "ago"), [("90s", {"seconds": 90}), ("30m", {"minutes": 30}), ("1h", {"hours": 1}), ("7d", {"days": 7})]
+)
+def test_since_is_that_long_before_now(typed: str, ago: dict[str, int]) -> None:
+    now = datetime(2030, 1, 8, 12, 0, tzinfo=UTC)
+
+    assert datetime.fromisoformat(since(typed, now)) == now - timedelta(**ago)
+
+
+@pytest.mark.parametrize("typed", ["1", "h", "yesterday", "1.5h", "-1h"])
+def test_a_since_without_number_and_unit_is_a_usage_error(typed: str) -> None:
+    with pytest.raises(UsageError, match="a number and a unit"):
+        since(typed)
+
+
+def test_since_and_from_do_not_go_together(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["execution", "list", "--since", "1h", "--from", "2030-01-01"])
+
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_agent_delete_passes_force() -> None:
+    sent: list[Any] = []
+
+    class Recorder(Api):
+        def request(self, method: str, path: str, **kwargs: Any) -> Any:
+            sent.append((method, path, kwargs.get("params")))
+            return {"success": True, "message": "deleted"}
+
+    for argv, params in (([], None), (["--force"], {"force": "true"})):
+        args = build_parser().parse_args(["agent", "delete", "ag_1", *argv])
+        args.func(args, Recorder("http://api.invalid", "token"))
+        assert sent.pop() == ("DELETE", "/api/agents/ag_1", params)

@@ -258,6 +258,8 @@ def test_the_tables_match_the_contract(template: dict[str, Any]) -> None:
             {"AttributeName": "SK", "AttributeType": "S"},
             {"AttributeName": "GSI1PK", "AttributeType": "S"},
             {"AttributeName": "GSI1SK", "AttributeType": "S"},
+            {"AttributeName": "GSI2PK", "AttributeType": "S"},
+            {"AttributeName": "GSI2SK", "AttributeType": "S"},
         ],
         "KeySchema": [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
         "GlobalSecondaryIndexes": [
@@ -268,7 +270,15 @@ def test_the_tables_match_the_contract(template: dict[str, Any]) -> None:
                     {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": "GSI2",
+                "KeySchema": [
+                    {"AttributeName": "GSI2PK", "KeyType": "HASH"},
+                    {"AttributeName": "GSI2SK", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
     }
     assert specs["StepwiseTable"]["TimeToLiveAttribute"] == "expiresAt"

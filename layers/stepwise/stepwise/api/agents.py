@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from stepwise.api.routing import CurrentCaller, Cursor, Limit, answers, store
@@ -34,7 +37,16 @@ def update_agent(agentId: str, body: AgentInput, caller: CurrentCaller) -> DataE
     return DataEnvelope(data=AgentView.of(agents.update(store(), caller, agentId, body)))
 
 
-@router.delete("/<agentId>", tags=["agents"], responses=answers(200, "Deleted"))
-def delete_agent(agentId: str, caller: CurrentCaller) -> MessageEnvelope:
-    agents.delete(store(), caller, agentId)
+@router.delete(
+    "/<agentId>",
+    tags=["agents"],
+    description="409 naming the workflows whose current version calls the agent, unless force=true.",
+    responses=answers(200, "Deleted"),
+)
+def delete_agent(
+    agentId: str,
+    caller: CurrentCaller,
+    force: Annotated[bool, Query(description="delete even if workflows call it (their runs fail at it)")] = False,
+) -> MessageEnvelope:
+    agents.delete(store(), caller, agentId, force=force)
     return MessageEnvelope(message=f"Agent {agentId} deleted")

@@ -56,12 +56,24 @@ def cancel_execution(executionId: str, caller: CurrentCaller) -> MessageEnvelope
     return MessageEnvelope(message=f"Execution {executionId} canceled")
 
 
-@router.post("/execute/<executionId>/pause", tags=["executions"], responses=answers(200, "Pause requested"))
+@router.post(
+    "/execute/<executionId>/pause",
+    tags=["executions"],
+    description="Pause before the next node; the execution shows pauseRequested until it pauses. 409 when it is "
+    "already PAUSED, a pause is already requested, or it ended.",
+    responses=answers(200, "Pause requested"),
+)
 def pause_execution(executionId: str, caller: CurrentCaller) -> MessageEnvelope:
     return MessageEnvelope(message=executions.pause(store(), caller, executionId))
 
 
-@router.post("/execute/<executionId>/resume", tags=["executions"], responses=answers(200, "Resumed"))
+@router.post(
+    "/execute/<executionId>/resume",
+    tags=["executions"],
+    description="Resume a PAUSED execution (and approve the approval node it waits at), or withdraw a pause "
+    "requested and not yet taken ('pause withdrawn'). 409 when it is neither.",
+    responses=answers(200, "Resumed, or the pending pause withdrawn"),
+)
 def resume_execution(executionId: str, caller: CurrentCaller) -> MessageEnvelope:
     return MessageEnvelope(message=executions.resume(store(), caller, executionId))
 

@@ -24,7 +24,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stepwise.api import agents, executions, schedules, workflows
+from stepwise.api import agents, executions, finding, schedules, workflows
 from stepwise.api.routing import CALLER_CONTEXT_KEY, PUBLIC_PATHS, identify
 from stepwise.auth import TokenRefused
 from stepwise.errors import BadRequest, StepwiseError, Unauthorized
@@ -33,7 +33,7 @@ from stepwise.observability import logger
 
 TITLE = "stepwise API"
 VERSION = "1.0.0"
-ROUTERS = (executions, workflows, agents, schedules)
+ROUTERS = (executions, finding, workflows, agents, schedules)
 # Powertools documents these for its own validation answer (422), which this API never gives.
 UNUSED_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 

@@ -79,18 +79,20 @@ class Api:
         body = self.request(method, path, **kwargs)
         return str(body.get("message", "")) if isinstance(body, dict) else ""
 
-    def all_pages(self, path: str, params: dict[str, str] | None = None) -> list[Any]:
-        """Every row of a listing, following ``nextCursor``."""
+    def all_pages(self, path: str, params: dict[str, str] | None = None, most: int | None = None) -> list[Any]:
+        """Every row of a listing (the first ``most`` of them, when given), following ``nextCursor``."""
         rows: list[Any] = []
         query = {**(params or {}), "limit": "100"}
         for _ in range(MAX_PAGES):
+            if most is not None:
+                query["limit"] = str(min(100, most - len(rows)))
             body = self.request("GET", path, params=query)
             rows.extend(body.get("data") or [])
             cursor = body.get("nextCursor")
-            if not cursor:
+            if not cursor or (most is not None and len(rows) >= most):
                 break
             query["cursor"] = str(cursor)
-        return rows
+        return rows if most is None else rows[:most]
 
 
 def unreachable(url: str, source: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stepwise.cli.api import Api, ApiError
-from stepwise.cli.inputs import apply_settings, load_document, parse_variables
+from stepwise.cli.inputs import UsageError, apply_settings, load_document, parse_variables, since
 from stepwise.cli.output import EXIT_OK, print_json, print_rows
 from stepwise.cli.watch import follow
 
@@ -63,22 +63,43 @@ def get_command(path: str) -> Command:
 
 
 def list_command(path: str, columns: Sequence[str]) -> Command:
-    """A command that prints every row of a listing (``--state`` filters, where the command has it)."""
+    """A command that prints every row of a listing."""
 
     def command(args: argparse.Namespace, api: Api) -> int:
-        state = getattr(args, "state", None)
-        rows = api.all_pages(path.format(**vars(args)), {"state": state} if state else None)
-        print_rows(rows, columns, args.json)
+        print_rows(api.all_pages(path.format(**vars(args))), columns, args.json)
         return EXIT_OK
 
     return command
 
 
 def message_command(method: str, path: str) -> Command:
-    """A command that prints the API's ``message`` for ``method path``."""
+    """A command that prints the API's ``message`` for ``method path`` (``--force`` passes force=true)."""
 
     def command(args: argparse.Namespace, api: Api) -> int:
-        print(api.message(method, path.format(**vars(args))))
+        params = {"force": "true"} if getattr(args, "force", False) else None
+        print(api.message(method, path.format(**vars(args)), params=params))
+        return EXIT_OK
+
+    return command
+
+
+def execution_list_command(columns: Sequence[str]) -> Command:
+    """``execution list``: your executions across workflows, newest first, narrowed by the options given."""
+
+    def command(args: argparse.Namespace, api: Api) -> int:
+        if args.limit < 1:
+            raise UsageError(f"--limit {args.limit}: list at least 1")
+        started_from = since(args.since) if args.since else getattr(args, "from")
+        chosen = {
+            "workflowId": args.workflow,
+            "state": args.state,
+            "startedBy": args.started_by,
+            "from": started_from,
+            "to": args.to,
+            "owner": args.owner,
+        }
+        params = {name: value for name, value in chosen.items() if value}
+        print_rows(api.all_pages("/api/executions", params, most=args.limit), columns, args.json)
         return EXIT_OK
 
     return command

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +103,20 @@ def parse_variables(pairs: Sequence[str], var_file: str | None) -> dict[str, Any
             raise UsageError(f"--var {pair!r}: expected key=value")
         variables[key] = parse_value(raw)
     return variables
+
+
+_SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def since(text: str, now: datetime | None = None) -> str:
+    """``--since 90m`` as the ISO-8601 time that long ago (s, m, h, d, w)."""
+    match = _SINCE.match(text.strip().lower())
+    if not match:
+        raise UsageError(f"--since {text}: write a number and a unit, s m h d or w (30m, 1h, 7d)")
+    amount, unit = int(match.group(1)), _UNITS[match.group(2)]
+    try:
+        moment = (now or datetime.now(UTC)) - timedelta(**{unit: amount})
+    except OverflowError as error:
+        raise UsageError(f"--since {text}: that is too long ago") from error
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -17,6 +17,7 @@ from stepwise.cli.commands import (
     cmd_run,
     cmd_schedule_create,
     cmd_token,
+    execution_list_command,
     file_command,
     get_command,
     list_command,
@@ -28,7 +29,7 @@ from stepwise.cli.output import EXIT_API, EXIT_INTERRUPTED, EXIT_OK
 
 WORKFLOW_COLUMNS = ("id", "version", "name", "updatedAt")
 AGENT_COLUMNS = ("id", "protocol", "name", "endpoint")
-EXECUTION_COLUMNS = ("id", "state", "startedAt", "completedAt", "startedBy", "error")
+EXECUTION_COLUMNS = ("id", "workflowId", "state", "startedAt", "completedAt", "startedBy", "error")
 SCHEDULE_COLUMNS = ("id", "enabled", "expression", "timezone", "description")
 EXECUTION_STATES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELED", "PAUSED")
 
@@ -116,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
             )
         leaf(group, "list", list_command(path, columns), f"your {noun}s").add_argument("--json", action="store_true")
         leaf(group, "get", get_command(one), f"one {noun}").add_argument("id")
-        leaf(group, "delete", message_command("DELETE", one), f"delete a {noun}").add_argument("id")
+        delete = leaf(group, "delete", message_command("DELETE", one), f"delete a {noun}")
+        delete.add_argument("id")
+        if noun == "agent":
+            delete.add_argument("--force", action="store_true", help="delete it even if workflows call it")
 
     run = leaf(
         commands,
@@ -144,10 +148,23 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=WATCH_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     ).add_argument("id")
-    executions = list_command("/api/workflows/{workflow_id}/executions", EXECUTION_COLUMNS)
-    listing = leaf(execution, "list", executions, "a workflow's executions, newest first")
-    listing.add_argument("workflow_id")
+    listing = leaf(
+        execution,
+        "list",
+        execution_list_command(EXECUTION_COLUMNS),
+        "your executions across all your workflows, newest first",
+        epilog="times: ISO-8601 (2024-05-01T09:30:00Z; a date alone is that day at 00:00 UTC); "
+        "--from is included, --to excluded",
+    )
+    listing.add_argument("--workflow", metavar="ID", help="only this workflow's executions")
     listing.add_argument("--state", choices=EXECUTION_STATES)
+    listing.add_argument("--started-by", metavar="WHO", help="a user's sub, or schedule:<scheduleId>")
+    started = listing.add_mutually_exclusive_group()
+    started.add_argument("--since", metavar="AGE", help="started this long ago or later: 30m, 1h, 7d")
+    started.add_argument("--from", metavar="TIME", help="started at or after TIME")
+    listing.add_argument("--to", metavar="TIME", help="started before TIME")
+    listing.add_argument("--owner", metavar="SUB", help="another user's executions (admins only)")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many, newest first (default 100)")
     listing.add_argument("--json", action="store_true")
     for name, verb, method, suffix in (
         ("pause", "pause an execution before its next node", "POST", "/pause"),

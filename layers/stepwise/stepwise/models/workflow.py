@@ -118,6 +118,11 @@ class WorkflowDefinition(BaseModel):
                 return self.nodes[index + 1].id if index + 1 < len(self.nodes) else None
         return None
 
+    def agent_ids(self) -> list[str]:
+        """The agents its agentTask nodes call, each once, in the order the nodes first name them."""
+        named = (node.config.get("agentId") for node in self.nodes if node.type == "agentTask")
+        return list(dict.fromkeys(str(agent_id) for agent_id in named if agent_id))
+
     def output_of(self, variables: dict[str, Any]) -> Any:
         """An execution's output: the variables named by ``output``, else all of them (a view, not stored)."""
         if self.output is None:

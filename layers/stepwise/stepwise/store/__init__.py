@@ -1,29 +1,33 @@
 """The one package that reads and writes the DynamoDB table.
 
-Key design (one table, ``PK``/``SK`` plus one GSI ``GSI1PK``/``GSI1SK`` for listings):
+Key design (one table, ``PK``/``SK`` plus two GSIs for listings, ``GSI1PK``/``GSI1SK`` and ``GSI2PK``/``GSI2SK``):
 
-=========================  ====================  ===================  ==================================
+=========================  ====================  ===================  ===================================
 item                       PK                    SK                   GSI1PK / GSI1SK
-=========================  ====================  ===================  ==================================
+=========================  ====================  ===================  ===================================
 workflow (current)         ``WORKFLOW#<id>``     ``WORKFLOW``         ``OWNER#<sub>#WORKFLOWS`` / id
 workflow version (frozen)  ``WORKFLOW#<id>``     ``VERSION#<000001>``
-agent                      ``AGENT#<id>``        ``AGENT``            ``OWNER#<sub>#AGENTS`` / id
+agent (+ ``usedBy``)       ``AGENT#<id>``        ``AGENT``            ``OWNER#<sub>#AGENTS`` / id
 execution                  ``EXECUTION#<id>``    ``EXECUTION``        ``OWNER#<sub>#WORKFLOW#<wf>`` / id
 node run (+ its logs)      ``EXECUTION#<id>``    ``RUN#<000001>``
 execution log lines        ``EXECUTION#<id>``    ``LOG#<time>#<rand>``
 schedule                   ``WORKFLOW#<wf>``     ``SCHEDULE#<id>``
-=========================  ====================  ===================  ==================================
+=========================  ====================  ===================  ===================================
 
-Ids sort by creation time, so a GSI query with ``ScanIndexForward=False`` lists newest first. Node runs
-and log lines are items of their own, so an execution with thousands of log lines never meets the
-400 KB item limit. Variables, outputs and logs are stored as JSON strings: exact (no Decimal round
-trip) and cheap to read. Every state change is a conditional write: a terminal state is never
-overwritten.
+An execution is also in ``GSI2`` under ``OWNER#<sub>#EXECUTIONS`` / id: every run of an owner, whatever
+the workflow. Ids sort by creation time, so a GSI query with ``ScanIndexForward=False`` lists newest first,
+and a range of times is a range of ids (``executions.ExecutionQuery``): each listing is one Query on one
+partition, never a Scan. An agent's ``usedBy`` names the workflows whose current version calls it
+(``agents``), so an agent in use is not deleted. Node runs and log lines are items of their own, so an
+execution with thousands of log lines never meets the 400 KB item limit. Variables, outputs and logs are
+stored as JSON strings: exact (no Decimal round trip) and cheap to read. Every state change is a conditional
+write: a terminal state is never overwritten.
 
 Modules: ``codec`` (the wire format, through boto3's TypeSerializer/TypeDeserializer), ``table`` (every
-DynamoDB call, and botocore's errors turned into ``errors``), ``cursors`` (listing cursors), and one
-module per aggregate: ``workflows``, ``agents``, ``executions`` (with node runs and log lines),
-``bodies`` (small JSON records: schedules). ``Store`` is all of them over one table.
+DynamoDB call, and botocore's errors turned into ``errors``), ``listings`` and ``cursors`` (a listing's
+Query and the cursors bound to it), and one module per aggregate: ``workflows``, ``agents``,
+``executions`` (with node runs and log lines), ``bodies`` (small JSON records: schedules). ``Store`` is all of
+them over one table. ``migrations`` brings a table written by an older stack up to these keys.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from stepwise.store.errors import (
     Throttled,
     ValidationFailed,
 )
-from stepwise.store.executions import ExecutionStore
+from stepwise.store.executions import ExecutionQuery, ExecutionStore
 from stepwise.store.workflows import WorkflowStore
 
 
@@ -79,6 +83,7 @@ def terminal(state: str) -> bool:
 
 __all__ = [
     "ConditionFailed",
+    "ExecutionQuery",
     "InvalidCursor",
     "ItemTooLarge",
     "StorageError",

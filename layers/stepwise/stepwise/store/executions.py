@@ -2,26 +2,102 @@
 
 Every change of the execution item is a conditional write on its state (and, for the node runner, its
 revision), so a terminal state is never overwritten and a cancel wins any race with a running node.
+
+An execution is listed twice, both times under its id (ids sort by time): by owner and workflow in
+``GSI1`` and by owner alone in ``GSI2``. A listing reads the tighter one (``GSI1`` when a workflow is given),
+and a range of start times is a range of ids, read as one sort key range, never a Scan. The id's time
+is when the run was asked for: a scheduled tick's id carries the tick's time, and Scheduler delivers a tick
+up to an hour late (``schedules.MAX_EVENT_AGE_SECONDS``), so the id range starts ``LATE_START`` earlier and
+a filter on ``startedAt`` keeps exactly the runs started in the range. Executions written before ``GSI2``
+existed have no ``GSI2`` key: ``stepwise.store.migrations`` adds it.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
+from stepwise import ids
+from stepwise.clock import iso
 from stepwise.models.execution import TERMINAL_STATES, LogLine
 from stepwise.models.records import ActiveNode, ExecutionRecord, NodeRun
 from stepwise.store.codec import from_json, to_json
 from stepwise.store.errors import ConditionFailed
+from stepwise.store.listings import Filter, Listing
 from stepwise.store.table import Put, Table
 
 EXECUTION = "EXECUTION"
 RUN_PREFIX = "RUN#"
 LOG_PREFIX = "LOG#"
 _STATE = {"#state": "state"}
+# How much earlier than its start an execution's id may be dated (a scheduled tick delivered late), and
+# later (clocks a little apart).
+LATE_START = timedelta(hours=1, minutes=5)
+EARLY_START = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class ExecutionQuery:
+    """What an execution listing asks for: one owner's executions, newest first, optionally narrowed.
+
+    ``started_from`` is included, ``started_to`` excluded (consecutive ranges never list a run twice).
+    """
+
+    owner: str
+    workflow_id: str | None = None
+    state: str | None = None
+    started_by: str | None = None
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+
+    def listing(self) -> Listing:
+        """The Query that lists these executions: the tighter index, the id range, the filters."""
+        if self.workflow_id:
+            partition, index = _by_workflow(self.owner, self.workflow_id), "GSI1"
+        else:
+            partition, index = _by_owner(self.owner), "GSI2"
+        sort_range = None
+        if self.started_from or self.started_to:
+            first = self.started_from - LATE_START if self.started_from else None
+            last = self.started_to + EARLY_START if self.started_to else None
+            sort_range = ids.id_range("exe", _milliseconds(first, 0), _milliseconds(last, 1 << 48))
+        filters = []
+        if self.state:
+            filters.append(Filter("state", "=", self.state))
+        if self.started_by:
+            filters.append(Filter("startedBy", "=", self.started_by))
+        if self.started_from:
+            filters.append(Filter("startedAt", ">=", iso(self.started_from)))
+        if self.started_to:
+            filters.append(Filter("startedAt", "<", iso(self.started_to)))
+        return Listing(partition, index, sort_range, tuple(filters))
+
+
+def _milliseconds(moment: datetime | None, default: int) -> int:
+    return default if moment is None else int(moment.timestamp() * 1000)
+
+
+def _by_workflow(owner: str, workflow_id: str) -> str:
+    return f"OWNER#{owner}#WORKFLOW#{workflow_id}"
+
+
+def _by_owner(owner: str) -> str:
+    return f"OWNER#{owner}#EXECUTIONS"
+
+
+def index_keys(owner: str, workflow_id: str, execution_id: str) -> dict[str, str]:
+    """The listing keys of an execution item: by owner and workflow (``GSI1``), by owner (``GSI2``)."""
+    return {
+        "GSI1PK": _by_workflow(owner, workflow_id),
+        "GSI1SK": execution_id,
+        "GSI2PK": _by_owner(owner),
+        "GSI2SK": execution_id,
+    }
 
 
 def _pk(execution_id: str) -> str:
@@ -60,8 +136,7 @@ class ExecutionStore(Table):
         item = {
             "PK": _pk(record.id),
             "SK": EXECUTION,
-            "GSI1PK": f"OWNER#{record.owner}#WORKFLOW#{record.workflowId}",
-            "GSI1SK": record.id,
+            **index_keys(record.owner, record.workflowId, record.id),
             "id": record.id,
             "workflowId": record.workflowId,
             "workflowVersion": record.workflowVersion,
@@ -103,11 +178,14 @@ class ExecutionStore(Table):
                 logs.extend(LogLine.model_validate(line) for line in from_json(item.get("logs"), []))
         return record, runs, logs
 
-    def list_executions(
-        self, owner: str, workflow_id: str, state: str | None, limit: int, cursor: str | None
+    def find_executions(
+        self, query: ExecutionQuery, limit: int, cursor: str | None
     ) -> tuple[list[ExecutionRecord], str | None]:
-        """The owner's executions of a workflow, newest first, optionally in one state."""
-        items, next_cursor = self.query_index(f"OWNER#{owner}#WORKFLOW#{workflow_id}", limit, cursor, state=state)
+        """One page of the executions ``query`` asks for, newest first, and the next page's cursor.
+
+        ``InvalidCursor`` for a cursor of another listing, or of this one with other filters.
+        """
+        items, next_cursor = self.list_page(query.listing(), limit, cursor)
         return [execution_record(item) for item in items], next_cursor
 
     def transition(
@@ -162,21 +240,28 @@ class ExecutionStore(Table):
             return False, execution_record(failed.item) if failed.item else None
         return True, execution_record(before) if before else None
 
-    def request_pause(self, execution_id: str, requested: bool, allowed_from: Sequence[str]) -> bool:
-        """Set or clear the pause request, only while the execution is in ``allowed_from``."""
+    def request_pause(
+        self, execution_id: str, requested: bool, allowed_from: Sequence[str]
+    ) -> tuple[bool, ExecutionRecord | None]:
+        """Set (or withdraw) the pause request, only while the execution is in ``allowed_from`` and the request
+        is not so already.
+
+        Returns (True, the record before) on success, (False, the record as it is) when the condition failed.
+        """
         condition, values = _in_states(allowed_from)
         try:
-            self.update(
+            before = self.update(
                 _pk(execution_id),
                 EXECUTION,
                 expression="SET pauseRequested = :requested",
-                condition=condition,
+                condition=f"{condition} AND pauseRequested = :was",
                 names=_STATE,
-                values={**values, ":requested": requested},
+                values={**values, ":requested": requested, ":was": not requested},
+                return_old=True,
             )
-        except ConditionFailed:
-            return False
-        return True
+        except ConditionFailed as failed:
+            return False, execution_record(failed.item) if failed.item else None
+        return True, execution_record(before) if before else None
 
     # --- the node runner's writes ----------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from stepwise import aws
 from stepwise.clock import now
 from stepwise.store.codec import decode, encode, key
-from stepwise.store.cursors import decode_cursor, encode_cursor
+from stepwise.store.cursors import FOREIGN, decode_cursor, encode_cursor
 from stepwise.store.errors import (
     ConditionFailed,
     InvalidCursor,
@@ -25,12 +25,15 @@ from stepwise.store.errors import (
     Throttled,
     ValidationFailed,
 )
+from stepwise.store.listings import Listing
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-INDEX = "GSI1"
-_INDEX_KEYS = ("PK", "SK", "GSI1PK", "GSI1SK")
+# A listing page reads at most this many times (a selective filter over a long history ends a page early).
+MAX_READS_PER_PAGE = 10
+# With filters, each read asks DynamoDB for at least this many items (it counts the items it reads).
+FILTERED_READ = 100
 # A Standard Step Functions execution lasts at most a year: node runs and log lines, written while it runs,
 # expire a year after that, and the execution item itself the retention period after it ends.
 _LONGEST_RUN_DAYS = 366
@@ -42,6 +45,18 @@ class Put:
 
     item: Mapping[str, Any]
     condition: str | None = None
+    names: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Update:
+    """One update of the item (pk, sk), and the condition it is made on (plain values)."""
+
+    pk: str
+    sk: str
+    expression: str
+    condition: str
     names: Mapping[str, str] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)
 
@@ -77,7 +92,7 @@ def _storage_call() -> Iterator[None]:
 
 
 class Table:
-    """One DynamoDB table (``PK``/``SK`` and the ``GSI1`` index); ``retention_days`` sets the items' TTL.
+    """One DynamoDB table (``PK``/``SK``, the ``GSI1`` and ``GSI2`` indexes); ``retention_days`` sets the items' TTL.
 
     ``retention_days`` 0 writes no ``expiresAt`` (items are kept); ``default_store`` passes the configured days.
     ``client`` defaults to the process's DynamoDB client.
@@ -122,10 +137,31 @@ class Table:
         with _storage_call():
             self.client.put_item(**self._put_request(put))
 
-    def put_all(self, puts: Sequence[Put]) -> None:
-        """Write the items together or not at all (one transaction)."""
+    def _update_request(self, update: Update) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": key(update.pk, update.sk),
+            "UpdateExpression": update.expression,
+            "ConditionExpression": update.condition,
+        }
+        if update.names:
+            request["ExpressionAttributeNames"] = dict(update.names)
+        if update.values:
+            request["ExpressionAttributeValues"] = encode(update.values)
+        return request
+
+    def apply(self, update: Update) -> None:
+        """Make one update on its own (``ConditionFailed`` when its condition does not hold)."""
         with _storage_call():
-            items: list[Any] = [{"Put": self._put_request(put)} for put in puts]
+            self.client.update_item(**self._update_request(update))
+
+    def write_all(self, writes: Sequence[Put | Update]) -> None:
+        """Make the writes together or not at all (one transaction; ``ConditionFailed`` if any condition fails)."""
+        with _storage_call():
+            items: list[Any] = [
+                {"Put": self._put_request(write)} if isinstance(write, Put) else {"Update": self._update_request(write)}
+                for write in writes
+            ]
             self.client.transact_write_items(TransactItems=items)
 
     def update(
@@ -135,7 +171,7 @@ class Table:
         *,
         expression: str,
         condition: str,
-        names: Mapping[str, str],
+        names: Mapping[str, str] | None = None,
         values: Mapping[str, Any],
         return_old: bool = False,
     ) -> dict[str, Any] | None:
@@ -146,9 +182,10 @@ class Table:
             "Key": key(pk, sk),
             "UpdateExpression": expression,
             "ConditionExpression": condition,
-            "ExpressionAttributeNames": dict(names),
             "ExpressionAttributeValues": encode(values),
         }
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
         if return_old:
             request["ReturnValues"] = "ALL_OLD"
             request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
@@ -157,10 +194,15 @@ class Table:
         attributes = answer.get("Attributes")
         return decode(attributes) if attributes else None
 
-    def delete(self, pk: str, sk: str) -> None:
-        """Delete one item (nothing happens if it is not there)."""
+    def delete(self, pk: str, sk: str, *, condition: str | None = None) -> None:
+        """Delete one item (nothing happens if it is not there); with ``condition``, only if it holds, else
+        ``ConditionFailed`` with the item as it is."""
+        request: dict[str, Any] = {"TableName": self.table, "Key": key(pk, sk)}
+        if condition:
+            request["ConditionExpression"] = condition
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         with _storage_call():
-            self.client.delete_item(TableName=self.table, Key=key(pk, sk))
+            self.client.delete_item(**request)
 
     def query(self, pk: str, *, sk_prefix: str | None = None, consistent: bool = False) -> Iterator[dict[str, Any]]:
         """Every item under ``pk`` (whose sort key starts with ``sk_prefix``), in sort key order, page by page."""
@@ -179,38 +221,51 @@ class Table:
             ):
                 yield from (decode(item) for item in page.get("Items", []))
 
-    def query_index(
-        self, partition: str, limit: int, cursor: str | None, *, state: str | None = None
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of a listing (newest first: ids sort by time), at most ``limit`` items, and the next cursor.
+    def list_page(self, listing: Listing, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a listing, newest first: at most ``limit`` items, and the cursor of the next page.
 
-        ``state`` keeps only the items in that state; the pages are read on until ``limit`` items are found.
+        Without filters each read asks for what is still missing. With filters DynamoDB counts the items it
+        reads, not the ones it keeps, so each read asks for more and the page ends at its ``limit``-th item.
+        At most ``MAX_READS_PER_PAGE`` reads: a page may then hold fewer items, with a cursor to go on from.
+        ``InvalidCursor`` for a cursor of another listing (or the same one with other filters).
         """
-        start = decode_cursor(cursor, _INDEX_KEYS)
-        if start and decode(start)["GSI1PK"] != partition:
-            raise InvalidCursor(
-                "cursor is not valid for this listing: pass the nextCursor of this listing's previous page"
-            )
-        values: dict[str, Any] = {":pk": partition}
-        request: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": INDEX,
-            "KeyConditionExpression": "GSI1PK = :pk",
-            "ScanIndexForward": False,
-        }
-        if state:
-            request["FilterExpression"] = "#state = :state"
-            request["ExpressionAttributeNames"] = {"#state": "state"}
-            values[":state"] = state
-        request["ExpressionAttributeValues"] = encode(values)
+        fingerprint = listing.fingerprint()
+        start = decode_cursor(cursor, listing.key_names, fingerprint)
+        if start is not None and decode(start)[listing.key_names[2]] != listing.partition:
+            raise InvalidCursor(FOREIGN)
+        request, values = listing.query()
+        request.update(TableName=self.table, ExpressionAttributeValues=encode(values))
         collected: list[dict[str, Any]] = []
-        while True:
-            request["Limit"] = limit - len(collected)
+        for _ in range(MAX_READS_PER_PAGE):
+            missing = limit - len(collected)
+            request["Limit"] = max(missing, FILTERED_READ) if listing.filters else missing
             if start:
                 request["ExclusiveStartKey"] = start
-            with _storage_call():
-                answer = self.client.query(**request)
+            try:
+                with _storage_call():
+                    answer = self.client.query(**request)
+            except ValidationFailed as error:
+                if cursor is None:
+                    raise
+                # Only a start key made up by hand gets this far (one outside the listing's key range).
+                raise InvalidCursor(FOREIGN) from error
             collected.extend(decode(item) for item in answer.get("Items", []))
             start = answer.get("LastEvaluatedKey")
-            if not start or len(collected) >= limit:
-                return collected, encode_cursor(start)
+            if len(collected) > limit:
+                collected = collected[:limit]
+                start = encode({name: collected[-1][name] for name in listing.key_names})
+            if not start or len(collected) == limit:
+                break
+        return collected, encode_cursor(start, fingerprint)
+
+    def scan(self, condition: str, values: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item for which ``condition`` holds, page by page: for one-off migrations, never for a request."""
+        paginator = self.client.get_paginator("scan")
+        with _storage_call():
+            for page in paginator.paginate(
+                TableName=self.table,
+                FilterExpression=condition,
+                ExpressionAttributeValues=encode(values),
+                ConsistentRead=True,
+            ):
+                yield from (decode(item) for item in page.get("Items", []))

@@ -1,14 +1,25 @@
-"""Workflows: the current version (listed by owner) and every frozen version an execution may be pinned to."""
+"""Workflows: the current version (listed by owner) and every frozen version an execution may be pinned to.
+
+Storing a version also records the workflow as a user of each agent it calls (``store.agents.used_by``), in
+the same transaction, on the condition that each agent still exists.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from contextlib import suppress
 from typing import Any
 
 from stepwise.models.workflow import WorkflowDefinition, WorkflowView
+from stepwise.store.agents import not_used_by, used_by
 from stepwise.store.codec import from_json, to_json
-from stepwise.store.table import Put, Table
+from stepwise.store.errors import ConditionFailed
+from stepwise.store.listings import Listing
+from stepwise.store.table import Put, Table, Update
 
 CURRENT = "WORKFLOW"
+# The transaction that stores a version also writes one item per agent it calls, and holds 100 writes at most.
+MAX_AGENTS = 50
 
 
 def _pk(workflow_id: str) -> str:
@@ -43,7 +54,8 @@ def _version_put(view: WorkflowView) -> Put:
     return Put(item, condition="attribute_not_exists(PK)")
 
 
-def _view(item: dict[str, Any]) -> WorkflowView:
+def workflow_view(item: dict[str, Any]) -> WorkflowView:
+    """The workflow a current-version item (plain values) holds."""
     return WorkflowView.model_validate(
         {
             **from_json(item["definition"]),
@@ -56,6 +68,10 @@ def _view(item: dict[str, Any]) -> WorkflowView:
     )
 
 
+def _agent_uses(view: WorkflowView) -> list[Update]:
+    return [used_by(agent_id, view.id) for agent_id in view.agent_ids()]
+
+
 # Versions are immutable, so a warm Lambda reads each one from DynamoDB once.
 _VERSIONS: dict[tuple[str, str, int], WorkflowDefinition] = {}
 _MAX_CACHED_VERSIONS = 256
@@ -65,21 +81,25 @@ class WorkflowStore(Table):
     """``WORKFLOW#<id>`` / ``WORKFLOW`` (the current version) and ``/VERSION#<n>`` (each version, frozen)."""
 
     def put_new_workflow(self, view: WorkflowView) -> None:
-        """Store a new workflow and its version 1 (``ConditionFailed`` if the id is taken)."""
-        self.put_all([Put(_current_item(view), condition="attribute_not_exists(PK)"), _version_put(view)])
+        """Store a new workflow and its version 1 (``ConditionFailed`` if the id is taken or an agent it calls is
+        gone)."""
+        current = Put(_current_item(view), condition="attribute_not_exists(PK)")
+        self.write_all([current, _version_put(view), *_agent_uses(view)])
 
-    def put_workflow_version(self, view: WorkflowView) -> None:
-        """Make ``view`` (version n) current, if the stored current version is still n - 1.
+    def put_workflow_version(self, view: WorkflowView, dropped_agents: Iterable[str] = ()) -> None:
+        """Make ``view`` (version n) current, if the stored current version is still n - 1, and take the workflow
+        out of the users of ``dropped_agents`` (agents version n - 1 called and n does not, that still exist).
 
-        ``ConditionFailed`` when it was changed or deleted meanwhile.
+        ``ConditionFailed`` when it was changed or deleted meanwhile, or an agent named is gone.
         """
         current = Put(_current_item(view), condition="version = :previous", values={":previous": view.version - 1})
-        self.put_all([current, _version_put(view)])
+        dropped = [not_used_by(agent_id, view.id) for agent_id in dropped_agents]
+        self.write_all([current, _version_put(view), *_agent_uses(view), *dropped])
 
     def get_workflow(self, workflow_id: str) -> WorkflowView | None:
         """The current version of a workflow, or None."""
         item = self.get(_pk(workflow_id), CURRENT)
-        return _view(item) if item else None
+        return workflow_view(item) if item else None
 
     def get_workflow_version(self, workflow_id: str, version: int) -> WorkflowDefinition | None:
         """A frozen version of a workflow (cached per process: versions never change)."""
@@ -93,11 +113,19 @@ class WorkflowStore(Table):
             _VERSIONS[cache_key] = WorkflowDefinition.model_validate(from_json(item["definition"]))
         return _VERSIONS[cache_key]
 
-    def delete_workflow(self, workflow_id: str) -> None:
-        """Remove the workflow; its frozen versions stay for executions that still read them."""
+    def delete_workflow(self, workflow_id: str, agents: Iterable[str] = ()) -> None:
+        """Remove the workflow, then take it out of the users of ``agents`` (those its current version called).
+
+        Its frozen versions stay for executions that still read them. An id never comes back, so the agents
+        are updated after the delete, each on its own: one left naming the workflow (a crash in between) is
+        put right when that agent is deleted (``service.agents.delete``).
+        """
         self.delete(_pk(workflow_id), CURRENT)
+        for agent_id in agents:
+            with suppress(ConditionFailed):  # the agent is gone: nothing to take it off
+                self.apply(not_used_by(agent_id, workflow_id))
 
     def list_workflows(self, owner: str, limit: int, cursor: str | None) -> tuple[list[WorkflowView], str | None]:
         """The owner's workflows, newest first (``InvalidCursor`` for a cursor of another listing)."""
-        items, next_cursor = self.query_index(f"OWNER#{owner}#WORKFLOWS", limit, cursor)
-        return [_view(item) for item in items], next_cursor
+        items, next_cursor = self.list_page(Listing(f"OWNER#{owner}#WORKFLOWS"), limit, cursor)
+        return [workflow_view(item) for item in items], next_cursor
