@@ -11,10 +11,13 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from stepwise import wiring
 from stepwise.api.resolver import create_resolver
 from stepwise.observability import logger, metrics, trace_handler
 
-app = create_resolver()
+# Cold start: a variable the API needs that is not set fails here, by name, rather than request by request.
+wiring.api_settings()
+app = create_resolver(wiring.api)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -8,10 +8,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from stepwise import wiring
 from stepwise.observability import logger, metrics, trace_handler
 from stepwise.service import runner
-from stepwise.settings import get_settings
-from stepwise.store import default_store
+
+# Cold start: a variable the node runner needs that is not set fails here, by name.
+wiring.node_runner_settings()
 
 
 class NodeRunnerEvent(BaseModel):
@@ -26,13 +28,13 @@ class NodeRunnerEvent(BaseModel):
 @metrics.log_metrics(capture_cold_start_metric=True)
 @event_parser(model=NodeRunnerEvent)
 def lambda_handler(event: NodeRunnerEvent, context: LambdaContext) -> dict[str, Any] | None:
-    settings = get_settings()
-    store = default_store()
+    wired = wiring.node_runner()
+    store = wired.store
     logger.append_keys(execution_id=event.executionId, action=event.action)
     if event.action == "start":
         return dict(runner.start(store, event.executionId))
     if event.action == "step":
-        answer = runner.step(store, settings, event.executionId, context.get_remaining_time_in_millis)
+        answer = runner.step(store, wired.step_limits, event.executionId, context.get_remaining_time_in_millis)
         metrics.add_metric(name="NodeSteps", unit=MetricUnit.Count, value=1)
         return dict(answer)
     if event.action == "pause":

@@ -12,11 +12,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from stepwise import wiring
 from stepwise.models.schedule import ScheduleDelivery
 from stepwise.observability import logger, metrics, trace_handler
 from stepwise.service import schedules
-from stepwise.settings import get_settings
-from stepwise.store import default_store
+
+# Cold start: a variable the scheduler function needs that is not set fails here, by name.
+wiring.scheduler_settings()
 
 
 @logger.inject_lambda_context(correlation_id_path="scheduleId")
@@ -24,8 +26,8 @@ from stepwise.store import default_store
 @metrics.log_metrics(capture_cold_start_metric=True)
 @event_parser(model=ScheduleDelivery)
 def lambda_handler(event: ScheduleDelivery, context: LambdaContext) -> dict[str, Any]:
-    settings = get_settings()
+    wired = wiring.scheduler()
     logger.append_keys(schedule_id=event.scheduleId, scheduled_time=event.scheduledTime.isoformat())
-    result = schedules.fire(default_store(), settings, event)
+    result = schedules.fire(wired.store, wired.runs, wired.schedule_group, event)
     metrics.add_metric(name=f"ScheduledTicks{result.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
     return result.model_dump()

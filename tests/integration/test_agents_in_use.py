@@ -18,9 +18,9 @@ ALICE = Caller("alice")
 
 @pytest.fixture
 def store(aws: Any) -> Store:
-    from stepwise.settings import get_settings
+    from stepwise import wiring
 
-    return Store(get_settings().table_name)
+    return wiring.api().store
 
 
 def new_agent(api: Any, name: str = "helper") -> str:

@@ -166,9 +166,9 @@ def test_start_merges_variables_over_the_workflow_defaults(api: Any) -> None:
 def test_a_start_that_step_functions_refuses_ends_failed(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the state machine does not exist (a broken deployment)
     monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:missing")
-    from stepwise.settings import get_settings
+    from stepwise import wiring
 
-    get_settings.cache_clear()
+    wiring.reset()
 
     execution = start_that_fails(api)
 

@@ -25,9 +25,9 @@ NOON = datetime(2030, 6, 1, 12, tzinfo=UTC)
 
 @pytest.fixture
 def store(aws: Any) -> Store:
-    from stepwise.settings import get_settings
+    from stepwise import wiring
 
-    return Store(get_settings().table_name)
+    return wiring.api().store
 
 
 def record(

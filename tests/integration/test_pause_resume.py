@@ -17,12 +17,11 @@ ONE_NODE = {"name": "p", "nodes": [{"id": "a", "type": "setVariables", "config":
 
 @pytest.fixture
 def running(api: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    from stepwise import wiring
     from stepwise.service import runner
-    from stepwise.settings import get_settings
-    from stepwise.store import Store
 
     execution_id = pending_execution(api, monkeypatch, ONE_NODE)
-    runner.start(Store(get_settings().table_name), execution_id)
+    runner.start(wiring.node_runner().store, execution_id)
     return execution_id
 
 
@@ -48,16 +47,16 @@ def test_a_pending_pause_shows_and_a_second_pause_is_a_409(api: Any, running: st
 
 
 def test_resume_withdraws_a_pending_pause_and_the_run_goes_on(api: Any, running: str) -> None:
+    from stepwise import wiring
     from stepwise.service import runner
-    from stepwise.settings import get_settings
-    from stepwise.store import Store
 
     control(api, running, "pause")
 
     assert control(api, running, "resume") == (200, f"Execution {running}: pause withdrawn; it goes on running")
 
     assert view(api, running)["pauseRequested"] is False
-    assert runner.step(Store(get_settings().table_name), get_settings(), running)["status"] == "done"
+    wired = wiring.node_runner()
+    assert runner.step(wired.store, wired.step_limits, running)["status"] == "done"
     assert view(api, running)["state"] == "COMPLETED"
 
 

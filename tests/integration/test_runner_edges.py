@@ -20,9 +20,8 @@ def agent_server() -> Iterator[AgentServer]:
 def test_a_call_that_outlasts_the_runners_time_fails_the_node_cleanly(
     api: Any, agent_server: AgentServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from stepwise import wiring
     from stepwise.service import runner
-    from stepwise.settings import get_settings
-    from stepwise.store import Store
 
     agent_server.script("/agent", Reply.hang(10))
     agent = api.post("/api/agents", json_body={"name": "slow", "endpoint": agent_server.url + "/agent"}).body["data"]
@@ -31,11 +30,11 @@ def test_a_call_that_outlasts_the_runners_time_fails_the_node_cleanly(
         monkeypatch,
         {"name": "t", "nodes": [{"id": "ask", "type": "agentTask", "config": {"agentId": agent["id"], "prompt": "x"}}]},
     )
-    store = Store(get_settings().table_name)
-    runner.start(store, execution_id)
+    wired = wiring.node_runner()
+    runner.start(wired.store, execution_id)
     clock = iter([60_000, 60_000, 5_000, 5_000, 5_000])
 
-    answer = runner.step(store, get_settings(), execution_id, time_left_ms=lambda: next(clock))
+    answer = runner.step(wired.store, wired.step_limits, execution_id, time_left_ms=lambda: next(clock))
 
     assert answer["status"] == "failed"
     execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
@@ -44,18 +43,14 @@ def test_a_call_that_outlasts_the_runners_time_fails_the_node_cleanly(
 
 
 def test_a_step_for_an_ended_execution_does_nothing(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stepwise.service import runner
-    from stepwise.settings import get_settings
-    from stepwise.store import Store
-
     execution_id = pending_execution(
         api, monkeypatch, {"name": "t", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}}]}
     )
     api.delete(f"/api/workflows/execute/{execution_id}")
-    store = Store(get_settings().table_name)
+    runner, step_limits, store = _runner_parts()
 
     assert runner.start(store, execution_id)["status"] == "ended"
-    assert runner.step(store, get_settings(), execution_id)["status"] == "ended"
+    assert runner.step(store, step_limits, execution_id)["status"] == "ended"
     assert runner.fail(store, execution_id, {"Error": "Boom", "Cause": "late"})["status"] == "ended"
 
     execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
@@ -65,11 +60,12 @@ def test_a_step_for_an_ended_execution_does_nothing(api: Any, monkeypatch: pytes
 
 
 def _runner_parts() -> tuple[Any, Any, Any]:
+    """The runner module, with what the node runner's handler hands it: the limits of a step and the store."""
+    from stepwise import wiring
     from stepwise.service import runner
-    from stepwise.settings import get_settings
-    from stepwise.store import Store
 
-    return runner, get_settings(), Store(get_settings().table_name)
+    wired = wiring.node_runner()
+    return runner, wired.step_limits, wired.store
 
 
 APPROVAL = {
@@ -82,13 +78,13 @@ APPROVAL = {
 
 
 def test_a_retried_step_does_not_approve_an_approval_nobody_gave(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    runner, settings, store = _runner_parts()
+    runner, step_limits, store = _runner_parts()
     execution_id = pending_execution(api, monkeypatch, APPROVAL)
     runner.start(store, execution_id)
-    assert runner.step(store, settings, execution_id) == {"status": "approval", "seconds": 0, "timeoutSeconds": 60}
+    assert runner.step(store, step_limits, execution_id) == {"status": "approval", "seconds": 0, "timeoutSeconds": 60}
 
     # When Step Functions retries the step (the first answer was lost), the approval is still awaited
-    again = runner.step(store, settings, execution_id)
+    again = runner.step(store, step_limits, execution_id)
 
     assert again["status"] == "approval"
     execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
@@ -97,13 +93,13 @@ def test_a_retried_step_does_not_approve_an_approval_nobody_gave(api: Any, monke
 
 
 def test_a_retried_step_during_a_delay_waits_out_the_rest(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    runner, settings, store = _runner_parts()
+    runner, step_limits, store = _runner_parts()
     definition = {"name": "d", "nodes": [{"id": "wait", "type": "delay", "config": {"seconds": 120}}]}
     execution_id = pending_execution(api, monkeypatch, definition)
     runner.start(store, execution_id)
-    assert runner.step(store, settings, execution_id)["status"] == "delay"
+    assert runner.step(store, step_limits, execution_id)["status"] == "delay"
 
-    again = runner.step(store, settings, execution_id)
+    again = runner.step(store, step_limits, execution_id)
 
     assert again["status"] == "delay"
     assert 110 <= again["seconds"] <= 120
@@ -113,10 +109,10 @@ def test_a_retried_step_during_a_delay_waits_out_the_rest(api: Any, monkeypatch:
 def test_an_approval_timeout_after_a_resume_keeps_the_approval(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from stepwise import stepfunctions
 
-    runner, settings, store = _runner_parts()
+    runner, step_limits, store = _runner_parts()
     execution_id = pending_execution(api, monkeypatch, APPROVAL)
     runner.start(store, execution_id)
-    runner.step(store, settings, execution_id)
+    runner.step(store, step_limits, execution_id)
     resumed: list[str] = []
     monkeypatch.setattr(stepfunctions, "resume", lambda token, output: resumed.append(token) or False)
     runner.pause(store, execution_id, "token-1")
@@ -128,8 +124,8 @@ def test_an_approval_timeout_after_a_resume_keeps_the_approval(api: Any, monkeyp
 
     # Then the approval stands and the run goes on to completion
     assert answer["status"] == "continue"
-    assert runner.step(store, settings, execution_id)["status"] == "continue"
-    assert runner.step(store, settings, execution_id)["status"] == "done"
+    assert runner.step(store, step_limits, execution_id)["status"] == "continue"
+    assert runner.step(store, step_limits, execution_id)["status"] == "done"
     execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
     assert execution["state"] == "COMPLETED"
     assert execution["nodeStates"]["review"]["output"]["approvedBy"] == "alice"
@@ -138,12 +134,12 @@ def test_an_approval_timeout_after_a_resume_keeps_the_approval(api: Any, monkeyp
 def test_a_pause_withdrawn_before_it_parks_is_not_lost(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from stepwise import stepfunctions
 
-    runner, settings, store = _runner_parts()
+    runner, step_limits, store = _runner_parts()
     definition = {"name": "p", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}}]}
     execution_id = pending_execution(api, monkeypatch, definition)
     runner.start(store, execution_id)
     assert api.post(f"/api/workflows/execute/{execution_id}/pause").status == 200
-    assert runner.step(store, settings, execution_id)["status"] == "pause"
+    assert runner.step(store, step_limits, execution_id)["status"] == "pause"
     resumed: list[str] = []
     monkeypatch.setattr(stepfunctions, "resume", lambda token, output: resumed.append(token) or True)
 
@@ -154,14 +150,14 @@ def test_a_pause_withdrawn_before_it_parks_is_not_lost(api: Any, monkeypatch: py
     # Then the pause task releases itself and the execution is not PAUSED
     assert resumed == ["token-1"]
     assert api.get(f"/api/workflows/execute/{execution_id}").body["data"]["state"] == "RUNNING"
-    assert runner.step(store, settings, execution_id)["status"] == "done"
+    assert runner.step(store, step_limits, execution_id)["status"] == "done"
 
 
 def test_a_retried_pause_task_keeps_the_newest_token(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    runner, settings, store = _runner_parts()
+    runner, step_limits, store = _runner_parts()
     execution_id = pending_execution(api, monkeypatch, APPROVAL)
     runner.start(store, execution_id)
-    runner.step(store, settings, execution_id)
+    runner.step(store, step_limits, execution_id)
     runner.pause(store, execution_id, "token-1")
 
     runner.pause(store, execution_id, "token-2")
@@ -169,7 +165,7 @@ def test_a_retried_pause_task_keeps_the_newest_token(api: Any, monkeypatch: pyte
     record = store.get_execution(execution_id)
     assert record.state == "PAUSED"
     assert record.taskToken == "token-2"
-    assert runner.step(store, settings, execution_id)["status"] == "pause"
+    assert runner.step(store, step_limits, execution_id)["status"] == "pause"
 
 
 def test_a_node_that_raises_unexpectedly_fails_by_name(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,12 +177,12 @@ def test_a_node_that_raises_unexpectedly_fails_by_name(api: Any, monkeypatch: py
         raise ZeroDivisionError("division by zero")
 
     monkeypatch.setitem(nodes.REGISTRY, "setVariables", dataclasses.replace(nodes.REGISTRY["setVariables"], run=broken))
-    runner, settings, store = _runner_parts()
+    runner, step_limits, store = _runner_parts()
     definition = {"name": "b", "nodes": [{"id": "calc", "type": "setVariables", "config": {"values": {"x": 1}}}]}
     execution_id = pending_execution(api, monkeypatch, definition)
     runner.start(store, execution_id)
 
-    assert runner.step(store, settings, execution_id)["status"] == "failed"
+    assert runner.step(store, step_limits, execution_id)["status"] == "failed"
 
     execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
     assert (
@@ -198,7 +194,7 @@ def test_a_node_that_raises_unexpectedly_fails_by_name(api: Any, monkeypatch: py
 def test_a_step_that_lost_a_race_to_a_retry_carries_on_from_the_record(
     api: Any, agent_server: AgentServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runner, settings, store = _runner_parts()
+    runner, step_limits, store = _runner_parts()
     agent_server.script("/agent", Reply(json={"n": 1}))
     agent = api.post("/api/agents", json_body={"name": "a", "endpoint": agent_server.url + "/agent"}).body["data"]
     definition = {
@@ -219,7 +215,7 @@ def test_a_step_that_lost_a_race_to_a_retry_carries_on_from_the_record(
 
     monkeypatch.setattr(store, "commit_node", moved_on)
 
-    answer = runner.step(store, settings, execution_id)
+    answer = runner.step(store, step_limits, execution_id)
 
     # Then it does not claim a cancel that never happened; the loop goes on from the record
     assert answer["status"] == "continue"
@@ -230,11 +226,11 @@ def test_a_step_that_lost_a_race_to_a_retry_carries_on_from_the_record(
 
 
 def test_a_repeated_start_of_a_pending_execution_starts_it(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stepwise import stepfunctions
+    from stepwise import stepfunctions, wiring
     from stepwise.identity import Caller
     from stepwise.service import executions, workflows
 
-    _, settings, store = _runner_parts()
+    _, _, store = _runner_parts()
     execution_id = pending_execution(
         api, monkeypatch, {"name": "s", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}}]}
     )
@@ -243,7 +239,7 @@ def test_a_repeated_start_of_a_pending_execution_starts_it(api: Any, monkeypatch
     workflow = workflows.get(store, Caller("alice"), store.get_execution(execution_id).workflowId)
 
     again = executions.launch(
-        store, settings, workflow, {}, owner="alice", started_by="alice", execution_id=execution_id
+        store, wiring.api().runs, workflow, {}, owner="alice", started_by="alice", execution_id=execution_id
     )
 
     assert again == execution_id

@@ -260,8 +260,7 @@ def test_delete_removes_it_from_the_table_and_from_scheduler(api: Any, aws: Any)
 
 
 def test_deleting_the_workflow_deletes_its_schedules(api: Any, aws: Any) -> None:
-    from stepwise.settings import get_settings
-    from stepwise.store import Store
+    from stepwise import wiring
 
     workflow_id = create_workflow(api)
     doomed = {create_schedule(api, workflow_id)["id"], create_schedule(api, workflow_id)["id"]}
@@ -270,7 +269,7 @@ def test_deleting_the_workflow_deletes_its_schedules(api: Any, aws: Any) -> None
     assert api.delete(f"/api/workflows/{workflow_id}").status == 200
 
     assert moto_schedule_names(aws) == {other}
-    assert Store(get_settings().table_name).query_bodies(f"WORKFLOW#{workflow_id}", "SCHEDULE#") == []
+    assert wiring.api().store.query_bodies(f"WORKFLOW#{workflow_id}", "SCHEDULE#") == []
     assert doomed.isdisjoint(moto_schedule_names(aws))
 
 
@@ -449,14 +448,13 @@ def test_a_repeated_delivery_starts_one_execution(api: Any, aws: Any, monkeypatc
 
 
 def test_a_deleted_workflows_schedule_disables_itself(api: Any, aws: Any) -> None:
-    from stepwise.settings import get_settings
-    from stepwise.store import Store
+    from stepwise import wiring
 
     # Given a schedule whose workflow is gone while the schedule is still in Scheduler (a delete that raced)
     workflow_id = create_workflow(api)
     schedule_id = create_schedule(api, workflow_id)["id"]
     before = moto_schedule(aws, schedule_id)
-    Store(get_settings().table_name).delete_workflow(workflow_id)
+    wiring.api().store.delete_workflow(workflow_id)
 
     # When Scheduler delivers a tick (twice: nothing may fail)
     result = deliver(aws, schedule_id, "2031-01-06T09:00:00Z")
@@ -475,12 +473,11 @@ def test_a_deleted_workflows_schedule_disables_itself(api: Any, aws: Any) -> Non
 
 
 def test_a_tick_for_a_schedule_missing_from_the_table_disables_it(api: Any, aws: Any) -> None:
-    from stepwise.settings import get_settings
-    from stepwise.store import Store
+    from stepwise import wiring
 
     workflow_id = create_workflow(api)
     schedule_id = create_schedule(api, workflow_id)["id"]
-    Store(get_settings().table_name).delete_item(f"WORKFLOW#{workflow_id}", f"SCHEDULE#{schedule_id}")
+    wiring.api().store.delete_item(f"WORKFLOW#{workflow_id}", f"SCHEDULE#{schedule_id}")
 
     result = deliver(aws, schedule_id, "2031-01-06T09:00:00Z")
 

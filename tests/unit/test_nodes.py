@@ -9,8 +9,7 @@ import pytest
 
 from stepwise.models.agent import AgentRecord
 from stepwise.nodes import REGISTRY
-from stepwise.nodes.base import NodeContext, NodeFailed, RetryPolicy
-from stepwise.settings import Settings
+from stepwise.nodes.base import CallDefaults, NodeContext, NodeFailed, RetryPolicy
 from tests.support.agent_server import AgentServer, Reply
 
 
@@ -22,14 +21,13 @@ def server() -> Iterator[AgentServer]:
 
 def context(variables: dict[str, Any], agent: AgentRecord | None = None) -> tuple[NodeContext, list[str]]:
     lines: list[str] = []
-    settings = Settings(TABLE_NAME="unused", ALLOW_PRIVATE_ENDPOINTS=True)
     return (
         NodeContext(
             execution_id="exe_x",
             node_id="node",
             owner="alice",
             variables=variables,
-            settings=settings,
+            calls=CallDefaults(timeout_seconds=30, max_response_bytes=1_048_576, allow_private_endpoints=True),
             timeout_seconds=2,
             retry=RetryPolicy(maxAttempts=2, backoffSeconds=0),
             log=lambda level, message: lines.append(message),

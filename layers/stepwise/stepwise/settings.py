@@ -1,56 +1,88 @@
-"""Configuration: one pydantic model, read from the environment once per process (cold start)."""
+"""Configuration: one pydantic model per function, read from its environment once, at cold start.
+
+Each model names exactly what its function needs, and every name it needs without a default is required:
+a function deployed without one fails its cold start with a ``SettingsMissing`` that names the variable,
+instead of failing requests one by one. The names are the template's variables.
+
+This module is a leaf (it imports nothing of the package); the composition root (:mod:`stepwise.wiring`)
+reads the settings and hands each part of the code the values it needs. pydantic-settings would add
+python-dotenv and asyncio to each cold start for nothing these flat variables need, so a plain pydantic
+model reads ``os.environ``.
+"""
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from collections.abc import Mapping
+from typing import Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
-class Settings(BaseModel):
-    """Everything the service reads from its environment; names match the template's variables."""
+class SettingsMissing(Exception):
+    """The environment lacks a variable the function needs, or holds an invalid one; the message names them."""
+
+
+class FunctionSettings(BaseModel):
+    """What every function reads: the table, and the limits every writer of an execution's records keeps."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
     table_name: str = Field(alias="TABLE_NAME", min_length=1)
-    idempotency_table_name: str | None = Field(default=None, alias="IDEMPOTENCY_TABLE_NAME")
-    state_machine_arn: str | None = Field(default=None, alias="STATE_MACHINE_ARN")
+    execution_retention_days: int = Field(default=90, alias="EXECUTION_RETENTION_DAYS", ge=0)
+    # Variables live on the execution item (DynamoDB: 400 KB at most). An update that replaces them is
+    # measured old + new by moto, so 180 KB keeps the local stack and AWS alike.
+    max_variables_bytes: int = Field(default=180_000, alias="MAX_VARIABLES_BYTES", gt=1024)
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str] | None = None) -> Self:
+        """The settings in ``environment`` (the process's by default); ``SettingsMissing`` names what is wrong."""
+        try:
+            return cls.model_validate(dict(os.environ if environment is None else environment))
+        except ValidationError as error:
+            raise SettingsMissing(_described(cls, error)) from error
+
+
+def _described(model: type[BaseModel], error: ValidationError) -> str:
+    problems = []
+    for detail in error.errors():
+        name = ".".join(str(part) for part in detail.get("loc", ()))
+        problems.append(f"{name} is not set" if detail.get("type") == "missing" else f"{name}: {detail.get('msg')}")
+    return f"{model.__name__}: {'; '.join(problems)} (see the function's Environment in template.yaml)"
+
+
+class StartSettings(FunctionSettings):
+    """What a function that starts executions reads (the API and the scheduler function)."""
+
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", min_length=1)
+    default_max_node_runs: int = Field(default=1000, alias="DEFAULT_MAX_NODE_RUNS", gt=0)
+    schedule_group_name: str = Field(alias="SCHEDULE_GROUP_NAME", min_length=1)
+
+
+class ApiSettings(StartSettings):
+    """The API function: executions, workflows, agents and schedules, and the bearer tokens of its callers."""
+
+    idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
+    idempotency_ttl_seconds: int = Field(default=86_400, alias="IDEMPOTENCY_TTL_SECONDS", gt=0)
     secret_prefix: str = Field(default="stepwise/agents/", alias="SECRET_PREFIX")
+    scheduler_target_arn: str = Field(alias="SCHEDULER_TARGET_ARN", min_length=1)
+    scheduler_role_arn: str = Field(alias="SCHEDULER_ROLE_ARN", min_length=1)
+    scheduler_dlq_arn: str = Field(alias="SCHEDULER_DLQ_ARN", min_length=1)
+    # The user pool's issuer, app client and keys (stepwise.auth).
+    jwt_issuer: str = Field(alias="JWT_ISSUER", min_length=1)
+    jwt_audience: str = Field(alias="JWT_AUDIENCE", min_length=1)
+    jwks_url: str = Field(alias="JWKS_URL", min_length=1)
+
+
+class SchedulerSettings(StartSettings):
+    """The scheduler function: a tick starts an execution, or disables a schedule that can no longer run."""
+
+
+class NodeRunnerSettings(FunctionSettings):
+    """The node runner: the limits of a node's records and the defaults of its calls out."""
+
     allow_private_endpoints: bool = Field(default=False, alias="ALLOW_PRIVATE_ENDPOINTS")
-    schedule_group_name: str | None = Field(default=None, alias="SCHEDULE_GROUP_NAME")
-    scheduler_target_arn: str | None = Field(default=None, alias="SCHEDULER_TARGET_ARN")
-    scheduler_role_arn: str | None = Field(default=None, alias="SCHEDULER_ROLE_ARN")
-    scheduler_dlq_arn: str | None = Field(default=None, alias="SCHEDULER_DLQ_ARN")
-    # Outgoing calls (agent and httpRequest nodes).
     default_call_timeout_seconds: float = Field(default=30.0, alias="DEFAULT_CALL_TIMEOUT_SECONDS", gt=0)
     max_response_bytes: int = Field(default=1_048_576, alias="MAX_RESPONSE_BYTES", gt=0)
     # A node output bigger than this is stored truncated with a marker, so the record stays readable.
     max_inline_output_bytes: int = Field(default=65_536, alias="MAX_INLINE_OUTPUT_BYTES", gt=1024)
-    # Variables live on the execution item (DynamoDB: 400 KB at most). An update that replaces them is
-    # measured old + new by moto, so 180 KB keeps the local stack and AWS alike.
-    max_variables_bytes: int = Field(default=180_000, alias="MAX_VARIABLES_BYTES", gt=1024)
-    default_max_node_runs: int = Field(default=1000, alias="DEFAULT_MAX_NODE_RUNS", gt=0)
-    idempotency_ttl_seconds: int = Field(default=86_400, alias="IDEMPOTENCY_TTL_SECONDS", gt=0)
-    execution_retention_days: int = Field(default=90, alias="EXECUTION_RETENTION_DAYS", ge=0)
-    # Bearer tokens (the API function only; stepwise.auth): the user pool's issuer, app client and keys.
-    jwt_issuer: str | None = Field(default=None, alias="JWT_ISSUER")
-    jwt_audience: str | None = Field(default=None, alias="JWT_AUDIENCE")
-    jwks_url: str | None = Field(default=None, alias="JWKS_URL")
-
-    model_config = {"populate_by_name": True, "extra": "ignore"}
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process's settings; raises a pydantic ValidationError naming a missing variable."""
-    return Settings.model_validate(dict(os.environ))
-
-
-def reset_settings() -> None:
-    """Forget the cached settings and AWS clients (tests and the local stack change the environment)."""
-    get_settings.cache_clear()
-    from stepwise import aws
-
-    aws.reset_clients()
-    from stepwise import store
-
-    store.forget_stores()

@@ -11,13 +11,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Que
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
-from stepwise.api.routing import CurrentCaller, Cursor, Limit, answers, store
+from stepwise.api.routing import CurrentCaller, Cursor, Limit, Wired, answers
 from stepwise.models.envelopes import DataEnvelope, DataMessageEnvelope, ListEnvelope, MessageEnvelope, StartedExecution
 from stepwise.models.execution import ExecutionState, ExecutionSummary, WorkflowExecution
 from stepwise.models.workflow import StartExecutionRequest
 from stepwise.observability import metrics
 from stepwise.service import executions
-from stepwise.settings import get_settings
 
 PREFIX = "/api/workflows"
 router = APIGatewayHttpRouter()
@@ -32,12 +31,20 @@ router = APIGatewayHttpRouter()
 def start_execution(
     workflowId: str,
     caller: CurrentCaller,
+    wired: Wired,
     body: Annotated[StartExecutionRequest | None, Body()] = None,
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=200)] = None,
 ) -> DataMessageEnvelope[StartedExecution]:
     variables = body.variables if body else {}
     execution_id = executions.start(
-        store(), get_settings(), caller, workflowId, variables, idempotency_key, router.lambda_context
+        wired.store,
+        wired.runs,
+        wired.idempotency,
+        caller,
+        workflowId,
+        variables,
+        idempotency_key,
+        router.lambda_context,
     )
     metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=1)
     data = StartedExecution(workflowId=workflowId, executionId=execution_id)
@@ -45,13 +52,13 @@ def start_execution(
 
 
 @router.get("/execute/<executionId>", tags=["executions"], responses=answers(200, "The execution"))
-def get_execution(executionId: str, caller: CurrentCaller) -> DataEnvelope[WorkflowExecution]:
-    return DataEnvelope(data=executions.get(store(), caller, executionId))
+def get_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> DataEnvelope[WorkflowExecution]:
+    return DataEnvelope(data=executions.get(wired.store, caller, executionId))
 
 
 @router.delete("/execute/<executionId>", tags=["executions"], responses=answers(200, "Canceled"))
-def cancel_execution(executionId: str, caller: CurrentCaller) -> MessageEnvelope:
-    executions.cancel(store(), get_settings(), caller, executionId)
+def cancel_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> MessageEnvelope:
+    executions.cancel(wired.store, wired.runs, caller, executionId)
     metrics.add_metric(name="ExecutionsCanceled", unit=MetricUnit.Count, value=1)
     return MessageEnvelope(message=f"Execution {executionId} canceled")
 
@@ -63,8 +70,8 @@ def cancel_execution(executionId: str, caller: CurrentCaller) -> MessageEnvelope
     "already PAUSED, a pause is already requested, or it ended.",
     responses=answers(200, "Pause requested"),
 )
-def pause_execution(executionId: str, caller: CurrentCaller) -> MessageEnvelope:
-    return MessageEnvelope(message=executions.pause(store(), caller, executionId))
+def pause_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> MessageEnvelope:
+    return MessageEnvelope(message=executions.pause(wired.store, caller, executionId))
 
 
 @router.post(
@@ -74,17 +81,18 @@ def pause_execution(executionId: str, caller: CurrentCaller) -> MessageEnvelope:
     "requested and not yet taken ('pause withdrawn'). 409 when it is neither.",
     responses=answers(200, "Resumed, or the pending pause withdrawn"),
 )
-def resume_execution(executionId: str, caller: CurrentCaller) -> MessageEnvelope:
-    return MessageEnvelope(message=executions.resume(store(), caller, executionId))
+def resume_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> MessageEnvelope:
+    return MessageEnvelope(message=executions.resume(wired.store, caller, executionId))
 
 
 @router.get("/<workflowId>/executions", tags=["executions"], responses=answers(200, "A page of executions"))
 def list_executions(
     workflowId: str,
     caller: CurrentCaller,
+    wired: Wired,
     state: Annotated[ExecutionState | None, Query()] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> ListEnvelope[ExecutionSummary]:
-    rows, next_cursor = executions.list_for_workflow(store(), caller, workflowId, state, limit, cursor)
+    rows, next_cursor = executions.list_for_workflow(wired.store, caller, workflowId, state, limit, cursor)
     return ListEnvelope(data=rows, nextCursor=next_cursor)

@@ -7,7 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from stepwise.api.routing import CurrentCaller, Cursor, Limit, answers, store
+from stepwise.api.routing import CurrentCaller, Cursor, Limit, Wired, answers
 from stepwise.models.envelopes import ListEnvelope
 from stepwise.models.execution import ExecutionState, ExecutionSummary
 from stepwise.service import executions
@@ -24,6 +24,7 @@ router = APIGatewayHttpRouter()
 )
 def find_executions(
     caller: CurrentCaller,
+    wired: Wired,
     workflowId: Annotated[str | None, Query(description="only this workflow's executions")] = None,
     state: Annotated[ExecutionState | None, Query()] = None,
     startedBy: Annotated[str | None, Query(max_length=200, description="a user's sub, or schedule:<id>")] = None,
@@ -38,7 +39,7 @@ def find_executions(
     cursor: Cursor = None,
 ) -> ListEnvelope[ExecutionSummary]:
     rows, next_cursor = executions.find(
-        store(),
+        wired.store,
         caller,
         owner=owner,
         workflow_id=workflowId,

@@ -9,12 +9,15 @@ logged). A request for a private route without a valid token is a 401 whatever e
 Status codes and documented answers are declared on each route (``status_code=``, ``responses=``). The
 OpenAPI document drops the one thing Powertools adds that this API never answers: 422 (a request that
 fails validation is a 400 in the envelope).
+
+The resolver is given its dependencies (the store, the adapters' settings, the token verifier) by the one
+who creates it: the API function passes the composition root's ``stepwise.wiring.api``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from http import HTTPStatus
 from typing import Any
@@ -25,7 +28,13 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stepwise.api import agents, executions, finding, schedules, workflows
-from stepwise.api.routing import CALLER_CONTEXT_KEY, PUBLIC_PATHS, identify
+from stepwise.api.routing import (
+    CALLER_CONTEXT_KEY,
+    DEPENDENCIES_CONTEXT_KEY,
+    PUBLIC_PATHS,
+    ApiDependencies,
+    identify,
+)
 from stepwise.auth import TokenRefused
 from stepwise.errors import BadRequest, StepwiseError, Unauthorized
 from stepwise.limits import parse_json_body
@@ -39,10 +48,19 @@ UNUSED_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationE
 
 
 class StepwiseResolver(APIGatewayHttpResolver):
-    """Powertools' HTTP API resolver, reading every request body as JSON (the API speaks nothing else)."""
+    """Powertools' HTTP API resolver, reading every request body as JSON (the API speaks nothing else).
+
+    ``dependencies`` gives the container's :class:`ApiDependencies`; each request finds them in its context.
+    """
+
+    def __init__(self, dependencies: Callable[[], ApiDependencies]) -> None:
+        # Bodies are strict JSON: Python's parser would take NaN and Infinity, and recurse without end.
+        super().__init__(enable_validation=True, json_body_deserializer=parse_json_body)
+        self.dependencies = dependencies
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         """Answer one API Gateway event (see :class:`APIGatewayHttpResolver`)."""
+        self.append_context(**{DEPENDENCIES_CONTEXT_KEY: self.dependencies()})
         return super().resolve(_body_as_json(event), context)
 
 
@@ -55,10 +73,12 @@ def _body_as_json(event: Mapping[str, Any]) -> Mapping[str, Any]:
     return event
 
 
-def create_resolver() -> StepwiseResolver:
-    """The API: every Router included under its prefix, the error map, and ``GET /api/openapi.json``."""
-    # Bodies are strict JSON: Python's parser would take NaN and Infinity, and recurse without end.
-    app = StepwiseResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+def create_resolver(dependencies: Callable[[], ApiDependencies]) -> StepwiseResolver:
+    """The API: every Router included under its prefix, the error map, and ``GET /api/openapi.json``.
+
+    ``dependencies`` is called once per request (the composition root caches what it builds).
+    """
+    app = StepwiseResolver(dependencies)
     app.configure_openapi(
         title=TITLE,
         version=VERSION,
@@ -128,7 +148,8 @@ def _map_errors(app: StepwiseResolver) -> None:
         if app.current_event.path in PUBLIC_PATHS:
             return None
         try:
-            identify(app.current_event.headers.get("authorization"))
+            dependencies: ApiDependencies = app.context[DEPENDENCIES_CONTEXT_KEY]
+            identify(dependencies.verifier, app.current_event.headers.get("authorization"))
         except Unauthorized as refusal:
             return _error_answer(refusal)
         except Exception as failure:  # a handler's own exception would escape the error map

@@ -10,10 +10,15 @@ is identified and checked before its handler runs, in this order:
    ``<kind>_<ULID>``, see :mod:`stepwise.ids`).
 
 Routes anyone may call (:data:`PUBLIC_PATHS`, the API's description) take no caller.
+
+A route gets the store, the adapters' settings and the limits as a parameter too, ``wired: Wired``: the
+composition root (:mod:`stepwise.wiring`) builds one :class:`ApiDependencies` per container, and the
+resolver puts it in each request's context (:func:`stepwise.api.resolver.create_resolver`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 
 from aws_lambda_powertools.event_handler import Depends, Request
@@ -21,16 +26,19 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from stepwise import ids
-from stepwise.auth import verifier_for
+from stepwise.auth import TokenVerifier
 from stepwise.errors import BadRequest, NotFound
 from stepwise.identity import Caller, caller_from_claims
 from stepwise.models.envelopes import ErrorEnvelope
-from stepwise.settings import get_settings
-from stepwise.store import Store, default_store
+from stepwise.service.executions import Idempotency, Runs
+from stepwise.service.schedules import Scheduling
+from stepwise.store import Store
 
 PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs"})
 # Where the caller is kept for the rest of the request (the resolver's context is cleared after each one).
 CALLER_CONTEXT_KEY = "stepwise.caller"
+# Where the resolver puts the container's dependencies for each request.
+DEPENDENCIES_CONTEXT_KEY = "stepwise.dependencies"
 # Path parameters that name a resource, and the kind of id each must be.
 ID_PARAMETERS: dict[str, ids.Kind] = {"workflowId": "wf", "executionId": "exe", "agentId": "ag", "scheduleId": "sch"}
 KIND_NAMES: dict[ids.Kind, str] = {"wf": "a workflow", "exe": "an execution", "ag": "an agent", "sch": "a schedule"}
@@ -56,23 +64,36 @@ def answers(status: int, description: str) -> dict[int, OpenAPIResponse]:
     return {status: {"description": description}, **ERROR_RESPONSES}
 
 
-def store() -> Store:
-    """The configured table's store (one per container)."""
-    return default_store()
+@dataclass(frozen=True)
+class ApiDependencies:
+    """What the routes hand to the use cases: the table, the adapters' names and ARNs, the limits."""
+
+    store: Store
+    verifier: TokenVerifier
+    runs: Runs
+    idempotency: Idempotency
+    scheduling: Scheduling
+    # Agent credentials are stored in Secrets Manager as <secret_prefix><agent id>.
+    secret_prefix: str
 
 
-def identify(authorization: str | None) -> Caller:
+def wired(request: Request) -> ApiDependencies:
+    """The container's dependencies, which the resolver put in the request's context."""
+    dependencies: ApiDependencies = request.context[DEPENDENCIES_CONTEXT_KEY]
+    return dependencies
+
+
+Wired = Annotated[ApiDependencies, Depends(wired)]
+
+
+def identify(verifier: TokenVerifier, authorization: str | None) -> Caller:
     """The caller named by an ``Authorization`` value's token, else a 401 saying what is wrong with it."""
-    settings = get_settings()
-    if not (settings.jwt_issuer and settings.jwt_audience and settings.jwks_url):
-        raise RuntimeError("JWT_ISSUER, JWT_AUDIENCE and JWKS_URL must be set for the API function")
-    verifier = verifier_for(settings.jwt_issuer, settings.jwt_audience, settings.jwks_url)
     return caller_from_claims(verifier.claims(authorization))
 
 
-def current_caller(request: Request) -> Caller:
+def current_caller(request: Request, dependencies: Wired) -> Caller:
     """The caller of a route, once the request passed the checks every route makes (module docstring)."""
-    caller = identify(request.headers.get("authorization"))
+    caller = identify(dependencies.verifier, request.headers.get("authorization"))
     request.context[CALLER_CONTEXT_KEY] = caller
     _only_declared_query_parameters(request)
     _ids_of_their_kind(request)

@@ -462,12 +462,11 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
     import boto3
     import requests
 
+    from stepwise import wiring
     from stepwise.local import demo
     from stepwise.local.schedule_clock import ScheduleClock
     from stepwise.local.stack import environment, provision, running
     from stepwise.local.template import load_template
-    from stepwise.settings import get_settings
-    from stepwise.store import Store
 
     aws_url = f"http://127.0.0.1:{aws_port}"
     values = {
@@ -496,7 +495,7 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
         stack.enter_context(environment(users.api_environment(aws_url)))  # the API function's token settings
 
         agents = stack.enter_context(demo.DemoAgentServer(aws_port + 1))
-        seeded = demo.seed(Store(get_settings().table_name), demo_sub, agents.url)
+        seeded = demo.seed(wiring.api().store, demo_sub, agents.url)
         # moto stores schedules but never fires them: this clock does. It starts only now (its thread calls
         # moto every tick; see the seed above) and, entered after moto, stops before moto does.
         stack.enter_context(ScheduleClock.for_deployment(deployment).running())

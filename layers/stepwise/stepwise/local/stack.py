@@ -208,12 +208,12 @@ def environment(values: Mapping[str, str], drop: Sequence[str] = ()) -> Iterator
 @contextmanager
 def running(deployment: Deployment) -> Iterator[Deployment]:
     """Apply the deployment's environment to this process and route Lambda invokes to our handlers."""
-    from stepwise.settings import reset_settings
+    from stepwise import wiring
 
     with environment(deployment.environment):
-        reset_settings()
+        wiring.reset()
         try:
             with route_lambda_invokes(deployment.handler_for):
                 yield deployment
         finally:
-            reset_settings()
+            wiring.reset()

@@ -13,7 +13,6 @@ from stepwise.models.wording import pattern_in_words
 
 if TYPE_CHECKING:
     from stepwise.models.agent import AgentRecord
-    from stepwise.settings import Settings
 
 
 class NodeConfig(BaseModel):
@@ -43,6 +42,15 @@ class NodeFailed(Exception):
     """A node could not do its work; the message is what the user reads in ``error`` and the logs."""
 
 
+@dataclass(frozen=True)
+class CallDefaults:
+    """What a call out gets unless its node or agent says otherwise (from the node runner's settings)."""
+
+    timeout_seconds: float
+    max_response_bytes: int
+    allow_private_endpoints: bool
+
+
 @dataclass
 class NodeContext:
     """What a running node may see and do."""
@@ -51,7 +59,7 @@ class NodeContext:
     node_id: str
     owner: str
     variables: Mapping[str, Any]
-    settings: Settings
+    calls: CallDefaults
     timeout_seconds: float | None
     retry: RetryPolicy | None
     log: Callable[[LogLevel, str], None]

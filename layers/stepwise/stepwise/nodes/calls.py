@@ -15,14 +15,14 @@ def policy_for(context: NodeContext, agent_timeout: float | None = None) -> Call
     """The node's timeout, else the agent's, else the default; the node's retry policy, else 3 attempts."""
     from stepwise.outbound import CallPolicy
 
-    timeout = context.timeout_seconds or agent_timeout or context.settings.default_call_timeout_seconds
+    timeout = context.timeout_seconds or agent_timeout or context.calls.timeout_seconds
     retry = context.retry
     return CallPolicy(
         timeout_seconds=timeout,
         max_attempts=retry.maxAttempts if retry else 3,
         backoff_seconds=retry.backoffSeconds if retry else 1.0,
-        max_response_bytes=context.settings.max_response_bytes,
-        allow_private=context.settings.allow_private_endpoints,
+        max_response_bytes=context.calls.max_response_bytes,
+        allow_private=context.calls.allow_private_endpoints,
     )
 
 

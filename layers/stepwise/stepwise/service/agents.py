@@ -1,4 +1,7 @@
-"""Agent definitions: the credential goes to Secrets Manager and is never returned or logged."""
+"""Agent definitions: the credential goes to Secrets Manager and is never returned or logged.
+
+``secret_prefix`` names the stack's credentials in Secrets Manager (``<prefix><agent id>``).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,15 @@ from stepwise.identity import Caller
 from stepwise.models.agent import AgentInput, AgentRecord
 from stepwise.models.workflow import WorkflowView
 from stepwise.service.paging import callers_cursor
-from stepwise.settings import get_settings
 from stepwise.store import ConditionFailed, Store
 
 
-def create(store: Store, caller: Caller, agent: AgentInput) -> AgentRecord:
+def create(store: Store, secret_prefix: str, caller: Caller, agent: AgentInput) -> AgentRecord:
     """Store a new agent (and its credential, if any)."""
     agent_id = ids.new_id("ag")
     credential_ref = None
     if agent.credential:
-        credential_ref = secrets.put_credential(get_settings().secret_prefix, agent_id, agent.credential, None)
+        credential_ref = secrets.put_credential(secret_prefix, agent_id, agent.credential, None)
     timestamp = now_iso()
     record = AgentRecord(
         **agent.model_dump(mode="json", exclude={"credential"}),
@@ -41,15 +43,13 @@ def get(store: Store, caller: Caller, agent_id: str) -> AgentRecord:
     return record
 
 
-def update(store: Store, caller: Caller, agent_id: str, agent: AgentInput) -> AgentRecord:
+def update(store: Store, secret_prefix: str, caller: Caller, agent_id: str, agent: AgentInput) -> AgentRecord:
     """Replace an agent's definition; without ``credential`` the stored one is kept."""
     current = get(store, caller, agent_id)
     caller.ensure_owns(current.owner, f"agent {agent_id}")
     credential_ref = current.credentialRef
     if agent.credential:
-        credential_ref = secrets.put_credential(
-            get_settings().secret_prefix, agent_id, agent.credential, current.credentialRef
-        )
+        credential_ref = secrets.put_credential(secret_prefix, agent_id, agent.credential, current.credentialRef)
     record = AgentRecord(
         **agent.model_dump(mode="json", exclude={"credential"}),
         id=agent_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -29,7 +30,6 @@ from stepwise.models.records import ExecutionRecord, NodeRun
 from stepwise.models.workflow import WorkflowDefinition, WorkflowView
 from stepwise.service import workflows
 from stepwise.service.paging import callers_cursor
-from stepwise.settings import Settings
 from stepwise.store import ConditionFailed, ExecutionQuery, Store, terminal
 
 CANCELABLE = ("PENDING", "RUNNING", "PAUSED")
@@ -39,15 +39,26 @@ _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def _state_machine(settings: Settings) -> str:
-    if not settings.state_machine_arn:
-        raise RuntimeError("STATE_MACHINE_ARN is not set")
-    return settings.state_machine_arn
+@dataclass(frozen=True)
+class Runs:
+    """What starting and stopping runs takes beside the table: the state machine, and a new run's limits."""
+
+    state_machine_arn: str
+    max_variables_bytes: int
+    default_max_node_runs: int
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """Where a start's ``Idempotency-Key`` is remembered (a DynamoDB table of Powertools'), and how long."""
+
+    table_name: str
+    ttl_seconds: int
 
 
 def launch(
     store: Store,
-    settings: Settings,
+    runs: Runs,
     workflow: WorkflowView,
     variables: dict[str, Any],
     *,
@@ -65,14 +76,14 @@ def launch(
     if limits.depth(merged) > limits.MAX_DEPTH:
         raise BadRequest(f"variables are nested too deeply; the limit is {limits.MAX_DEPTH} levels")
     size = limits.json_size(merged)
-    if size > settings.max_variables_bytes:
-        raise BadRequest(f"variables are {size} bytes; the limit is {settings.max_variables_bytes}")
+    if size > runs.max_variables_bytes:
+        raise BadRequest(f"variables are {size} bytes; the limit is {runs.max_variables_bytes}")
     if execution_id is None:
         execution_id = ids.new_id("exe")
     elif (existing := store.get_execution(execution_id)) is not None:
         if existing.state == "PENDING":
             # A repeated start (a scheduled tick delivered again) of one whose start did not go through.
-            _start_state_machine(store, settings, execution_id)
+            _start_state_machine(store, runs, execution_id)
         return execution_id
     record = ExecutionRecord(
         id=execution_id,
@@ -84,21 +95,21 @@ def launch(
         startedBy=started_by,
         variables=merged,
         cursor=workflow.nodes[0].id,
-        maxNodeRuns=workflow.maxNodeRuns or settings.default_max_node_runs,
+        maxNodeRuns=workflow.maxNodeRuns or runs.default_max_node_runs,
     )
     try:
         store.create_execution(record)
     except ConditionFailed as error:
         raise ExecutionExists(execution_id) from error
-    _start_state_machine(store, settings, execution_id)
+    _start_state_machine(store, runs, execution_id)
     return execution_id
 
 
-def _start_state_machine(store: Store, settings: Settings, execution_id: str) -> None:
+def _start_state_machine(store: Store, runs: Runs, execution_id: str) -> None:
     """Start the run; if Step Functions refuses, the record ends FAILED with the reason (never PENDING forever)."""
     try:
-        stepfunctions.start(_state_machine(settings), execution_id)
-    except (stepfunctions.StartRefused, RuntimeError) as error:
+        stepfunctions.start(runs.state_machine_arn, execution_id)
+    except stepfunctions.StartRefused as error:
         reason = f"Execution could not be started: {error}"
         store.transition(
             execution_id,
@@ -110,7 +121,7 @@ def _start_state_machine(store: Store, settings: Settings, execution_id: str) ->
 
 
 @cache
-def _idempotent_launch(table: str, ttl_seconds: int) -> tuple[Any, Any]:
+def _idempotent_launch(idempotency: Idempotency) -> tuple[Any, Any]:
     """``launch`` behind Powertools idempotency: one execution per (owner, workflow, Idempotency-Key)."""
     from aws_lambda_powertools.utilities.idempotency import (
         DynamoDBPersistenceLayer,
@@ -118,18 +129,18 @@ def _idempotent_launch(table: str, ttl_seconds: int) -> tuple[Any, Any]:
         idempotent_function,
     )
 
-    persistence = DynamoDBPersistenceLayer(table_name=table)
+    persistence = DynamoDBPersistenceLayer(table_name=idempotency.table_name)
     config = IdempotencyConfig(
         event_key_jmespath="[owner, workflowId, idempotencyKey]",
         payload_validation_jmespath="variables",
-        expires_after_seconds=ttl_seconds,
+        expires_after_seconds=idempotency.ttl_seconds,
         raise_on_no_idempotency_key=True,
     )
 
-    def start_once(request: dict[str, Any], store: Store, settings: Settings, workflow: WorkflowView) -> dict[str, str]:
+    def start_once(request: dict[str, Any], store: Store, runs: Runs, workflow: WorkflowView) -> dict[str, str]:
         execution_id = launch(
             store,
-            settings,
+            runs,
             workflow,
             request["variables"],
             owner=request["owner"],
@@ -143,7 +154,8 @@ def _idempotent_launch(table: str, ttl_seconds: int) -> tuple[Any, Any]:
 
 def start(
     store: Store,
-    settings: Settings,
+    runs: Runs,
+    idempotency: Idempotency,
     caller: Caller,
     workflow_id: str,
     variables: dict[str, Any],
@@ -156,15 +168,13 @@ def start(
     """
     workflow = workflows.get_owned(store, caller, workflow_id)
     if not idempotency_key:
-        return launch(store, settings, workflow, variables, owner=caller.sub, started_by=caller.sub)
-    if not settings.idempotency_table_name:
-        raise RuntimeError("IDEMPOTENCY_TABLE_NAME is not set")
+        return launch(store, runs, workflow, variables, owner=caller.sub, started_by=caller.sub)
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
         IdempotencyValidationError,
     )
 
-    start_once, config = _idempotent_launch(settings.idempotency_table_name, settings.idempotency_ttl_seconds)
+    start_once, config = _idempotent_launch(idempotency)
     if lambda_context is not None:
         config.register_lambda_context(lambda_context)
     request = {
@@ -174,7 +184,7 @@ def start(
         "variables": variables,
     }
     try:
-        result: dict[str, str] = start_once(request=request, store=store, settings=settings, workflow=workflow)
+        result: dict[str, str] = start_once(request=request, store=store, runs=runs, workflow=workflow)
     except IdempotencyValidationError as error:
         raise Conflict(
             "Idempotency-Key was already used for a start with different variables; use a new key"
@@ -358,7 +368,7 @@ def find(
     return [record.summary() for record in records], next_cursor
 
 
-def cancel(store: Store, settings: Settings, caller: Caller, execution_id: str) -> None:
+def cancel(store: Store, runs: Runs, caller: Caller, execution_id: str) -> None:
     """CANCELED at once (a conditional write), then the state machine run is stopped."""
     record = _record(store, caller, execution_id, change=True)
     moved, before = store.transition(
@@ -375,8 +385,7 @@ def cancel(store: Store, settings: Settings, caller: Caller, execution_id: str) 
         execution_id,
         [LogLine(nodeId=None, level="info", message=f"Execution canceled by {caller.sub}", timestamp=now_iso())],
     )
-    if settings.state_machine_arn:
-        stepfunctions.stop(settings.state_machine_arn, execution_id, f"canceled by {caller.sub}")
+    stepfunctions.stop(runs.state_machine_arn, execution_id, f"canceled by {caller.sub}")
     if before and before.taskToken:
         stepfunctions.abandon(before.taskToken, "execution canceled")
 

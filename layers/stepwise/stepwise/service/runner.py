@@ -14,6 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 from stepwise import limits, secrets, stepfunctions
@@ -24,9 +25,8 @@ from stepwise.models.execution import LogLevel, LogLine
 from stepwise.models.records import ActiveNode, ExecutionRecord, NodeRun
 from stepwise.models.workflow import NodeDefinition, WorkflowDefinition
 from stepwise.nodes import REGISTRY
-from stepwise.nodes.base import NodeContext, NodeFailed, Outcome
+from stepwise.nodes.base import CallDefaults, NodeContext, NodeFailed, Outcome
 from stepwise.observability import logger
-from stepwise.settings import Settings
 from stepwise.store import Store, terminal
 
 Status = Literal["continue", "delay", "pause", "approval", "done", "failed", "ended"]
@@ -36,6 +36,15 @@ CANCEL_POLL_SECONDS = 0.5
 LOG_FLUSH_SECONDS = 1.0
 # A node that calls out gives up this long before the node runner's own timeout, so it fails cleanly.
 TIME_MARGIN_MS = 10_000
+
+
+@dataclass(frozen=True)
+class StepLimits:
+    """What a step keeps to (from the node runner's settings): a node run's size, and its calls' defaults."""
+
+    max_inline_output_bytes: int
+    max_variables_bytes: int
+    calls: CallDefaults
 
 
 class Answer(TypedDict):
@@ -98,11 +107,15 @@ class _Step:
     """One call of ``step``: the execution as read, and the log lines of the node being run."""
 
     def __init__(
-        self, store: Store, settings: Settings, record: ExecutionRecord, time_left_ms: Callable[[], int] | None = None
+        self,
+        store: Store,
+        step_limits: StepLimits,
+        record: ExecutionRecord,
+        time_left_ms: Callable[[], int] | None = None,
     ) -> None:
         self.time_left_ms = time_left_ms
         self.store = store
-        self.settings = settings
+        self.step_limits = step_limits
         self.record = record
         self.definition = _definition(store, record)
         self.logs: list[LogLine] = []
@@ -131,7 +144,7 @@ class _Step:
             node_id=node.id,
             owner=self.record.owner,
             variables=self.record.variables,
-            settings=self.settings,
+            calls=self.step_limits.calls,
             timeout_seconds=node.timeoutSeconds,
             retry=node.retry,
             log=self.log(node.id),
@@ -214,7 +227,7 @@ class _Step:
         return answer("pause")
 
     def commit(self, node: NodeDefinition, active: ActiveNode, outcome: Outcome, begun: float) -> Answer:
-        limit = self.settings.max_inline_output_bytes
+        limit = self.step_limits.max_inline_output_bytes
         if limits.depth(outcome.output) > limits.MAX_DEPTH or limits.depth(outcome.set_variables) > limits.MAX_DEPTH:
             return self.fail(node, active, f"the result is nested more than {limits.MAX_DEPTH} levels deep")
         variables = dict(self.record.variables)
@@ -224,11 +237,11 @@ class _Step:
                 self.log(node.id)("warning", f"value of '{name}' is larger than {limit} bytes; stored truncated")
             variables[name] = fitted
         size = limits.json_size(variables)
-        if size > self.settings.max_variables_bytes:
+        if size > self.step_limits.max_variables_bytes:
             return self.fail(
                 node,
                 active,
-                f"variables would grow to {size} bytes; the limit is {self.settings.max_variables_bytes}",
+                f"variables would grow to {size} bytes; the limit is {self.step_limits.max_variables_bytes}",
             )
         output, _ = _fit(outcome.output, limit)
         elapsed = int((time.monotonic() - begun) * 1000)
@@ -331,7 +344,9 @@ def _unfinished_wait(active: ActiveNode) -> Answer | None:
     return None
 
 
-def step(store: Store, settings: Settings, execution_id: str, time_left_ms: Callable[[], int] | None = None) -> Answer:
+def step(
+    store: Store, step_limits: StepLimits, execution_id: str, time_left_ms: Callable[[], int] | None = None
+) -> Answer:
     """Run the next node (or finish the one that waited), then say what the state machine does next.
 
     ``time_left_ms`` is the Lambda context's clock: a node that calls out fails cleanly before it runs out.
@@ -345,7 +360,7 @@ def step(store: Store, settings: Settings, execution_id: str, time_left_ms: Call
             return answer("pause")
         if record.state != "RUNNING":
             raise RuntimeError(f"execution {execution_id} is {record.state}; expected RUNNING")
-        current = _Step(store, settings, record, time_left_ms)
+        current = _Step(store, step_limits, record, time_left_ms)
         if record.activeNode and record.activeNode.waitingFor:
             unfinished = _unfinished_wait(record.activeNode)
             return unfinished or current.finish_waiting(record.activeNode)

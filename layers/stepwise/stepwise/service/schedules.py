@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from stepwise import ids
@@ -27,11 +28,18 @@ from stepwise.models.workflow import WorkflowView
 from stepwise.observability import logger
 from stepwise.schedule_expressions import check
 from stepwise.service import executions, workflows
-from stepwise.settings import Settings, get_settings
 from stepwise.store import ConditionFailed, Store
 
 MAX_SCHEDULES_PER_WORKFLOW = 50
 STARTED_BY_PREFIX = "schedule:"
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """What managing schedules takes beside the table: Scheduler's group and target, and the variables' limit."""
+
+    target: scheduler.Target
+    max_variables_bytes: int
 
 
 def _pk(workflow_id: str) -> str:
@@ -40,33 +48,6 @@ def _pk(workflow_id: str) -> str:
 
 def _sk(schedule_id: str) -> str:
     return f"SCHEDULE#{schedule_id}"
-
-
-def _target(settings: Settings) -> scheduler.Target:
-    missing = [
-        name
-        for name, value in (
-            ("SCHEDULE_GROUP_NAME", settings.schedule_group_name),
-            ("SCHEDULER_TARGET_ARN", settings.scheduler_target_arn),
-            ("SCHEDULER_ROLE_ARN", settings.scheduler_role_arn),
-            ("SCHEDULER_DLQ_ARN", settings.scheduler_dlq_arn),
-        )
-        if not value
-    ]
-    if missing:
-        raise RuntimeError(f"{', '.join(missing)} not set: schedules cannot be managed")
-    return scheduler.Target(
-        group=str(settings.schedule_group_name),
-        function_arn=str(settings.scheduler_target_arn),
-        role_arn=str(settings.scheduler_role_arn),
-        dead_letter_arn=str(settings.scheduler_dlq_arn),
-    )
-
-
-def _group(settings: Settings) -> str:
-    if not settings.schedule_group_name:
-        raise RuntimeError("SCHEDULE_GROUP_NAME is not set")
-    return settings.schedule_group_name
 
 
 def _spec(view: ScheduleView) -> scheduler.ScheduleSpec:
@@ -95,10 +76,10 @@ def _body(view: ScheduleView) -> dict[str, Any]:
     return view.model_dump(mode="json")
 
 
-def _check_variables(settings: Settings, variables: dict[str, Any]) -> None:
+def _check_variables(scheduling: Scheduling, variables: dict[str, Any]) -> None:
     size = len(json.dumps(variables, separators=(",", ":")).encode())
-    if size > settings.max_variables_bytes:
-        raise InvalidSchedule(f"variables are {size} bytes; the limit is {settings.max_variables_bytes}")
+    if size > scheduling.max_variables_bytes:
+        raise InvalidSchedule(f"variables are {size} bytes; the limit is {scheduling.max_variables_bytes}")
 
 
 def _load(store: Store, caller: Caller, workflow_id: str, schedule_id: str, *, change: bool) -> dict[str, Any]:
@@ -112,13 +93,14 @@ def _load(store: Store, caller: Caller, workflow_id: str, schedule_id: str, *, c
     return body
 
 
-def create(store: Store, settings: Settings, caller: Caller, workflow_id: str, request: ScheduleInput) -> ScheduleView:
+def create(
+    store: Store, scheduling: Scheduling, caller: Caller, workflow_id: str, request: ScheduleInput
+) -> ScheduleView:
     """Create a schedule of the caller's workflow, in the table and in Scheduler."""
     workflow = workflows.get_owned(store, caller, workflow_id)
     expression = request.expression.strip()
     check(expression, request.timezone, now())
-    _check_variables(settings, request.variables)
-    target = _target(settings)
+    _check_variables(scheduling, request.variables)
     if len(store.query_bodies(_pk(workflow_id), "SCHEDULE#")) >= MAX_SCHEDULES_PER_WORKFLOW:
         raise Conflict(f"Workflow {workflow_id} has {MAX_SCHEDULES_PER_WORKFLOW} schedules, the most it may have")
     timestamp = now_iso()
@@ -140,7 +122,7 @@ def create(store: Store, settings: Settings, caller: Caller, workflow_id: str, r
         raise Conflict(f"Schedule {view.id} exists already") from error
     try:
         with _in_scheduler():
-            scheduler.create(target, _spec(view))
+            scheduler.create(scheduling.target, _spec(view))
     except Exception:
         store.delete_item(_pk(workflow_id), _sk(view.id))
         raise
@@ -160,7 +142,7 @@ def get(store: Store, caller: Caller, workflow_id: str, schedule_id: str) -> Sch
 
 
 def patch(
-    store: Store, settings: Settings, caller: Caller, workflow_id: str, schedule_id: str, change: SchedulePatch
+    store: Store, scheduling: Scheduling, caller: Caller, workflow_id: str, schedule_id: str, change: SchedulePatch
 ) -> ScheduleView:
     """Enable, disable or change a schedule; only the fields sent change."""
     sent = change.model_fields_set
@@ -182,17 +164,16 @@ def patch(
     if "expression" in updates or "timezone" in updates:
         check(updates.get("expression", current.expression), updates.get("timezone", current.timezone), now())
     if "variables" in updates:
-        _check_variables(settings, updates["variables"])
+        _check_variables(scheduling, updates["variables"])
     updated = current.model_copy(update=updates)
     if updated == current:
         return current
     updated = updated.model_copy(update={"updatedAt": now_iso()})
-    target = _target(settings)
     if not store.replace_body(_pk(workflow_id), _sk(schedule_id), _body(updated), previous=previous):
         raise Conflict(f"Schedule {schedule_id} was changed or deleted meanwhile; read it and retry")
     try:
         with _in_scheduler():
-            scheduler.update(target, _spec(updated))
+            scheduler.update(scheduling.target, _spec(updated))
     except Exception:
         # Put the record back, so the table keeps saying what Scheduler does.
         store.replace_body(_pk(workflow_id), _sk(schedule_id), previous, previous=_body(updated))
@@ -200,26 +181,22 @@ def patch(
     return updated
 
 
-def delete(store: Store, settings: Settings, caller: Caller, workflow_id: str, schedule_id: str) -> None:
+def delete(store: Store, scheduling: Scheduling, caller: Caller, workflow_id: str, schedule_id: str) -> None:
     """Delete a schedule: from Scheduler first (so it fires no more), then from the table."""
     _load(store, caller, workflow_id, schedule_id, change=True)
-    scheduler.delete(_group(settings), schedule_id)
+    scheduler.delete(scheduling.target.group, schedule_id)
     store.delete_item(_pk(workflow_id), _sk(schedule_id))
 
 
-def delete_all_of_workflow(store: Store, workflow_id: str, settings: Settings | None = None) -> None:
-    """Delete every schedule of a workflow (when the workflow is deleted), in Scheduler and in the table."""
-    bodies = store.query_bodies(_pk(workflow_id), "SCHEDULE#")
-    if not bodies:
-        return
-    group = _group(settings or get_settings())
-    for body in bodies:
+def delete_all_of_workflow(store: Store, group: str, workflow_id: str) -> None:
+    """Delete every schedule of a workflow, from Scheduler's ``group`` and from the table."""
+    for body in store.query_bodies(_pk(workflow_id), "SCHEDULE#"):
         scheduler.delete(group, str(body["id"]))
         store.delete_item(_pk(workflow_id), _sk(str(body["id"])))
 
 
-def _disable(settings: Settings, delivery: ScheduleDelivery, reason: str) -> FireResult:
-    state = scheduler.disable(_group(settings), delivery.scheduleId)
+def _disable(group: str, delivery: ScheduleDelivery, reason: str) -> FireResult:
+    state = scheduler.disable(group, delivery.scheduleId)
     logger.warning(
         f"Schedule {delivery.scheduleId} disabled: {reason}",
         extra={"schedule_id": delivery.scheduleId, "workflow_id": delivery.workflowId, "scheduler_state": state},
@@ -233,8 +210,10 @@ def execution_id_for(delivery: ScheduleDelivery) -> str:
     return ids.derived_id("exe", milliseconds, f"{delivery.scheduleId}@{milliseconds}")
 
 
-def fire(store: Store, settings: Settings, delivery: ScheduleDelivery) -> FireResult:
+def fire(store: Store, runs: executions.Runs, group: str, delivery: ScheduleDelivery) -> FireResult:
     """Start the run a Scheduler tick asks for; never raises for a schedule that can no longer run.
+
+    ``group`` is the stack's Scheduler group, where a schedule that can no longer run is disabled.
 
     A missing workflow or schedule record disables the Scheduler schedule (retrying would not help);
     a disabled record skips the tick; a repeated tick answers ``duplicate``. Only AWS faults raise, so
@@ -244,9 +223,9 @@ def fire(store: Store, settings: Settings, delivery: ScheduleDelivery) -> FireRe
     body = store.get_body(_pk(delivery.workflowId), _sk(schedule_id))
     workflow: WorkflowView | None = store.get_workflow(delivery.workflowId)
     if workflow is None:
-        return _disable(settings, delivery, f"workflow {delivery.workflowId} no longer exists")
+        return _disable(group, delivery, f"workflow {delivery.workflowId} no longer exists")
     if body is None:
-        return _disable(settings, delivery, f"no schedule {schedule_id} is recorded for workflow {workflow.id}")
+        return _disable(group, delivery, f"no schedule {schedule_id} is recorded for workflow {workflow.id}")
     schedule = ScheduleView.model_validate(body)
     if not schedule.enabled:
         # A tick racing a disable: the record decides.
@@ -259,7 +238,7 @@ def fire(store: Store, settings: Settings, delivery: ScheduleDelivery) -> FireRe
     try:
         executions.launch(
             store,
-            settings,
+            runs,
             workflow,
             schedule.variables,
             owner=workflow.owner,

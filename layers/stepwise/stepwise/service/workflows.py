@@ -1,4 +1,4 @@
-"""Workflow definitions: create, read, list, new versions, delete."""
+"""Workflow definitions: create, read, list, new versions (deleting one is :mod:`stepwise.service.workflow_removal`)."""
 
 from __future__ import annotations
 
@@ -99,15 +99,6 @@ def update(store: Store, caller: Caller, workflow_id: str, definition: WorkflowD
     dropped = [agent for agent in set(current.agent_ids()) - set(view.agent_ids()) if store.get_agent(agent)]
     _stored(store, caller, view, lambda: store.put_workflow_version(view, dropped))
     return view
-
-
-def delete(store: Store, caller: Caller, workflow_id: str) -> None:
-    """Delete a workflow (its schedules too); past executions stay readable."""
-    from stepwise.service import schedules
-
-    current = get_owned(store, caller, workflow_id)
-    schedules.delete_all_of_workflow(store, workflow_id)
-    store.delete_workflow(workflow_id, current.agent_ids())
 
 
 def list_mine(store: Store, caller: Caller, limit: int, cursor: str | None) -> tuple[list[WorkflowView], str | None]:

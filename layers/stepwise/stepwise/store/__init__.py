@@ -32,8 +32,6 @@ them over one table. ``migrations`` brings a table written by an older stack up 
 
 from __future__ import annotations
 
-from functools import cache
-
 from stepwise.models.execution import TERMINAL_STATES
 from stepwise.store.agents import AgentStore
 from stepwise.store.bodies import BodyStore
@@ -54,26 +52,9 @@ class Store(WorkflowStore, AgentStore, ExecutionStore, BodyStore):
     """Typed access to the table: every aggregate's methods on one object (one client, one table name).
 
     ``Store(table_name, retention_days=n)``: ``n`` days after an execution ends, its items expire (0: never);
-    ``client=`` another DynamoDB client than the process's.
+    ``client=`` another DynamoDB client than the process's. The composition root (:mod:`stepwise.wiring`)
+    builds the one each function uses, from its settings.
     """
-
-
-@cache
-def _store_for(table: str, retention_days: int) -> Store:
-    return Store(table, retention_days=retention_days)
-
-
-def forget_stores() -> None:
-    """Drop the cached stores (their clients belong to an environment that changed)."""
-    _store_for.cache_clear()
-
-
-def default_store() -> Store:
-    """The store of the configured table, built once per process (a warm Lambda reuses its client)."""
-    from stepwise.settings import get_settings
-
-    settings = get_settings()
-    return _store_for(settings.table_name, settings.execution_retention_days)
 
 
 def terminal(state: str) -> bool:
@@ -91,8 +72,6 @@ __all__ = [
     "Throttled",
     "ValidationFailed",
     "decode_cursor",
-    "default_store",
     "encode_cursor",
-    "forget_stores",
     "terminal",
 ]

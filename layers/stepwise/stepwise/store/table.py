@@ -94,7 +94,7 @@ def _storage_call() -> Iterator[None]:
 class Table:
     """One DynamoDB table (``PK``/``SK``, the ``GSI1`` and ``GSI2`` indexes); ``retention_days`` sets the items' TTL.
 
-    ``retention_days`` 0 writes no ``expiresAt`` (items are kept); ``default_store`` passes the configured days.
+    ``retention_days`` 0 writes no ``expiresAt`` (items are kept); the composition root passes the configured days.
     ``client`` defaults to the process's DynamoDB client.
     """
 
