@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from stepwise.local.template import function_specs, load_template
-from stepwise.settings import ApiSettings, FunctionSettings, NodeRunnerSettings, SchedulerSettings, SettingsMissing
+from stepwise.settings import ApiSettings, FunctionSettings, InvalidSettings, NodeRunnerSettings, SchedulerSettings
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 SETTINGS_OF = {
@@ -34,7 +34,7 @@ def local_environment() -> dict[str, str]:
 def test_a_missing_variable_is_named() -> None:
     environment = {name: value for name, value in local_environment().items() if name not in ("JWKS_URL", "TABLE_NAME")}
 
-    with pytest.raises(SettingsMissing) as missing:
+    with pytest.raises(InvalidSettings) as missing:
         ApiSettings.from_environment(environment)
 
     assert "TABLE_NAME is not set" in str(missing.value)
@@ -44,7 +44,7 @@ def test_a_missing_variable_is_named() -> None:
 def test_an_invalid_value_is_named() -> None:
     environment = {**local_environment(), "MAX_VARIABLES_BYTES": "lots"}
 
-    with pytest.raises(SettingsMissing, match="MAX_VARIABLES_BYTES: Input should be a valid integer"):
+    with pytest.raises(InvalidSettings, match="MAX_VARIABLES_BYTES: Input should be a valid integer"):
         NodeRunnerSettings.from_environment(environment)
 
 
@@ -87,7 +87,7 @@ def test_a_handler_deployed_without_its_table_fails_its_cold_start(
     wiring.reset()
     try:
         # When Lambda imports the handler, Then the import fails and says which variable is missing
-        with pytest.raises(SettingsMissing, match="TABLE_NAME is not set"):
+        with pytest.raises(InvalidSettings, match="TABLE_NAME is not set"):
             _import_handler(function_dir)
     finally:
         wiring.reset()

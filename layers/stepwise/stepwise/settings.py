@@ -1,7 +1,7 @@
 """Configuration: one pydantic model per function, read from its environment once, at cold start.
 
 Each model names exactly what its function needs, and every name it needs without a default is required:
-a function deployed without one fails its cold start with a ``SettingsMissing`` that names the variable,
+a function deployed without one fails its cold start with an ``InvalidSettings`` that names the variable,
 instead of failing requests one by one. The names are the template's variables.
 
 This module is a leaf (it imports nothing of the package); the composition root (:mod:`stepwise.wiring`)
@@ -19,7 +19,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
-class SettingsMissing(Exception):
+class InvalidSettings(Exception):
     """The environment lacks a variable the function needs, or holds an invalid one; the message names them."""
 
 
@@ -36,11 +36,11 @@ class FunctionSettings(BaseModel):
 
     @classmethod
     def from_environment(cls, environment: Mapping[str, str] | None = None) -> Self:
-        """The settings in ``environment`` (the process's by default); ``SettingsMissing`` names what is wrong."""
+        """The settings in ``environment`` (the process's by default); ``InvalidSettings`` names what is wrong."""
         try:
             return cls.model_validate(dict(os.environ if environment is None else environment))
         except ValidationError as error:
-            raise SettingsMissing(_described(cls, error)) from error
+            raise InvalidSettings(_described(cls, error)) from error
 
 
 def _described(model: type[BaseModel], error: ValidationError) -> str:

@@ -59,19 +59,19 @@ class SchedulerDependencies:
 
 @cache
 def api_settings() -> ApiSettings:
-    """The API function's settings (``SettingsMissing`` names any variable that is not set)."""
+    """The API function's settings (``InvalidSettings`` names any variable that is not set)."""
     return ApiSettings.from_environment()
 
 
 @cache
 def node_runner_settings() -> NodeRunnerSettings:
-    """The node runner's settings (``SettingsMissing`` names any variable that is not set)."""
+    """The node runner's settings (``InvalidSettings`` names any variable that is not set)."""
     return NodeRunnerSettings.from_environment()
 
 
 @cache
 def scheduler_settings() -> SchedulerSettings:
-    """The scheduler function's settings (``SettingsMissing`` names any variable that is not set)."""
+    """The scheduler function's settings (``InvalidSettings`` names any variable that is not set)."""
     return SchedulerSettings.from_environment()
 
 
