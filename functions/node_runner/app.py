@@ -21,6 +21,8 @@ class NodeRunnerEvent(BaseModel):
     executionId: str
     taskToken: str | None = None
     error: dict[str, Any] | None = None
+    # Step Functions' $$.State.RetryCount: a retried step writes the newest group's projections again first.
+    retryCount: int = 0
 
 
 @logger.inject_lambda_context(correlation_id_path="executionId")
@@ -31,10 +33,13 @@ def lambda_handler(event: NodeRunnerEvent, context: LambdaContext) -> dict[str, 
     wired = wiring.node_runner()
     store = wired.store
     logger.append_keys(execution_id=event.executionId, action=event.action)
+    retried = event.retryCount > 0
     if event.action == "start":
-        return dict(runner.start(store, event.executionId))
+        return dict(runner.start(store, event.executionId, retried=retried))
     if event.action == "step":
-        answer = runner.step(store, wired.step_limits, event.executionId, context.get_remaining_time_in_millis)
+        answer = runner.step(
+            store, wired.step_limits, event.executionId, context.get_remaining_time_in_millis, retried=retried
+        )
         metrics.add_metric(name="NodeSteps", unit=MetricUnit.Count, value=1)
         return dict(answer)
     if event.action == "pause":

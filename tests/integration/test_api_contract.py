@@ -90,7 +90,8 @@ def test_get_returns_the_seed_workflow_execution(api: Any) -> None:
     assert execution["variables"] == {"name": "Ada", "greeting": "Hello Ada"}
     assert execution["output"] == {"greeting": "Hello Ada"}
     state = execution["nodeStates"]["greet"]
-    assert set(state) == {"state", "startedAt", "completedAt", "error", "output"}
+    assert set(state) == {"state", "startedAt", "completedAt", "error", "output", "runs"}
+    assert state["runs"] == 1
     assert state["state"] == "COMPLETED" and state["error"] is None
     assert TIMESTAMP.match(state["startedAt"]) and TIMESTAMP.match(state["completedAt"])
     for line in execution["logs"]:
@@ -117,6 +118,7 @@ def test_a_new_execution_has_no_completed_at_and_pending_nodes(api: Any, monkeyp
         "completedAt": None,
         "error": None,
         "output": None,
+        "runs": 0,
     }
 
 
@@ -454,9 +456,10 @@ def test_no_token_is_a_401_in_the_envelope_on_every_documented_route(api: Any, a
         "executionId": alices_things["execution"],
         "agentId": alices_things["agent"],
         "scheduleId": UNKNOWN_SCHEDULE,
+        "name": "greeting",
     }
     operations = documented_operations(api)
-    assert len(operations) == 22
+    assert len(operations) == 24
     for method, template in operations:
         path = template.format(**ids)
         answer = api.request(method, path, user=None, json_body=_body_for(path))

@@ -14,10 +14,10 @@ import pytest
 from stepwise.errors import BadRequest, NotOwner
 from stepwise.identity import ADMIN_GROUP, Caller
 from stepwise.ids import derived_id
-from stepwise.models.records import ExecutionRecord
 from stepwise.service import executions
 from stepwise.store import Store
 from stepwise.store.migrations import index_everything
+from tests.support.builders import recorded_execution
 
 ALICE, BOB = Caller("alice"), Caller("bob")
 NOON = datetime(2030, 6, 1, 12, tzinfo=UTC)
@@ -42,21 +42,15 @@ def record(
 ) -> str:
     """Record an execution that started at ``started`` (its id dated ``id_time``, by default the same)."""
     execution_id = derived_id("exe", int((id_time or started).timestamp() * 1000), f"{owner}{started}{workflow}")
-    store.create_execution(
-        ExecutionRecord(
-            id=execution_id,
-            workflowId=workflow,
-            workflowVersion=1,
-            owner=owner,
-            state="PENDING",
-            startedAt=started.strftime("%Y-%m-%dT%H:%M:%S.") + f"{started.microsecond // 1000:03d}Z",
-            startedBy=started_by or owner,
-            maxNodeRuns=10,
-        )
+    return recorded_execution(
+        store,
+        execution_id=execution_id,
+        workflow_id=workflow,
+        owner=owner,
+        state=state,
+        started_at=started.strftime("%Y-%m-%dT%H:%M:%S.") + f"{started.microsecond // 1000:03d}Z",
+        started_by=started_by,
     )
-    if state != "PENDING":
-        store.transition(execution_id, state, allowed_from=("PENDING",))
-    return execution_id
 
 
 def ids_of(rows: list[Any]) -> list[str]:

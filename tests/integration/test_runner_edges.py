@@ -206,14 +206,19 @@ def test_a_step_that_lost_a_race_to_a_retry_carries_on_from_the_record(
     }
     execution_id = pending_execution(api, monkeypatch, definition)
     runner.start(store, execution_id)
-    # Given another invocation moved the execution on while this one ran its node
-    original_commit = store.commit_node
+    # Given another invocation of the same step claimed the node again while this one ran it
+    from stepwise.service.history import event
 
-    def moved_on(record: Any, *args: Any, **kwargs: Any) -> bool:
-        record.revision -= 1  # this invocation's view is now stale
-        return original_commit(record, *args, **kwargs)
+    original_commit = store.commit
 
-    monkeypatch.setattr(store, "commit_node", moved_on)
+    def moved_on(execution_id: str, after: Any, events: Any, control: Any, **kwargs: Any) -> Any:
+        if any(each.type == "node.completed" for each in events):
+            monkeypatch.setattr(store, "commit", original_commit)
+            again = event("node.started", nodeId="ask", run=after.control.nodeRuns + 1)
+            original_commit(execution_id, after, [again], after.control.after([again]))
+        return original_commit(execution_id, after, events, control, **kwargs)
+
+    monkeypatch.setattr(store, "commit", moved_on)
 
     answer = runner.step(store, step_limits, execution_id)
 

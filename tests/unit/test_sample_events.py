@@ -28,12 +28,9 @@ from typing import Any
 import jwt
 import pytest
 
-from stepwise import ids
-from stepwise.clock import now_iso
 from stepwise.local.lambda_routing import LocalLambdaContext
-from stepwise.models.records import ExecutionRecord
 from stepwise.store import Store
-from tests.support.builders import wait_until
+from tests.support.builders import recorded_execution, wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 EVENTS_DIR = PROJECT_DIR / "events"
@@ -122,21 +119,14 @@ def create_workflow(invoke: Invoke) -> str:
 
 def put_execution(store: Store, workflow_id: str, owner: str, state: str, cursor: str = "greet") -> str:
     """An execution record as the API writes it, without a state machine run driving it."""
-    execution_id = ids.new_id("exe")
-    record = ExecutionRecord(
-        id=execution_id,
-        workflowId=workflow_id,
-        workflowVersion=1,
+    return recorded_execution(
+        store,
+        workflow_id=workflow_id,
         owner=owner,
-        state=state,  # type: ignore[arg-type]
-        startedAt=now_iso(),
-        startedBy=owner,
+        state=state,
         variables={"user": {"name": "Ada"}, "score": 7},
         cursor=cursor,
-        maxNodeRuns=100,
     )
-    store.create_execution(record)
-    return execution_id
 
 
 def test_every_sample_event_is_tested_here() -> None:
@@ -223,9 +213,9 @@ def test_node_runner_step_event_runs_one_node(invoke: Invoke, store: Store, api:
     assert execution["variables"]["greeting"] == "Hello Ada"
 
 
-def test_node_runner_pause_event_parks_the_execution(invoke: Invoke, store: Store, owner: str) -> None:
+def test_node_runner_pause_event_parks_the_execution(invoke: Invoke, store: Store, api: Any, owner: str) -> None:
     execution_id = put_execution(store, create_workflow(invoke), owner, "RUNNING")
-    assert store.request_pause(execution_id, True, allowed_from=("RUNNING",))
+    api.post(f"/api/workflows/execute/{execution_id}/pause", user=owner)
     event = load_event("node-runner-pause.json", **{PLACEHOLDER_EXECUTION: execution_id})
 
     answer = invoke("NodeRunnerFunction", event)

@@ -13,11 +13,13 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from stepwise.errors import Conflict
 from stepwise.identity import Caller
 from stepwise.ids import derived_id
+from stepwise.models.events import new_event
+from stepwise.models.records import Control, Group
 from stepwise.models.workflow import WorkflowDefinition
 from stepwise.schedules import MAX_EVENT_AGE_SECONDS
 from stepwise.service import workflows
@@ -26,6 +28,7 @@ from stepwise.store import (
     ExecutionQuery,
     InvalidCursor,
     ItemTooLarge,
+    SeqTaken,
     Store,
     Throttled,
     decode_cursor,
@@ -98,18 +101,26 @@ def test_plain_values_round_trip_and_numbers_come_back_as_int() -> None:
     assert type(back["version"]) is int
 
 
-def test_variables_are_one_json_string_and_read_back_exactly(stubbed: tuple[Store, Stubber]) -> None:
+def test_a_variable_is_one_json_string_and_reads_back_exactly(stubbed: tuple[Store, Stubber]) -> None:
     store, stubber = stubbed
-    stubber.add_response("get_item", {"Item": execution_item()})
+    value = {"price": 0.1, "big": 12345678901234567890, "name": "Zoë"}
+    item = {"PK": "EXECUTION#exe_1", "SK": "VAR#order", "name": "order", "value": to_json(value), "bytes": 50, "seq": 7}
+    stubber.add_response(
+        "get_item", {"Item": encode(item)}, {"TableName": TABLE, "Key": key_of(item), "ConsistentRead": True}
+    )
 
-    record = store.get_execution("exe_1")
+    read = store.variable("exe_1", "order")
 
-    assert record is not None
-    assert record.variables == {"price": 0.1, "big": 12345678901234567890, "name": "Zoë"}
-    assert type(record.variables["price"]) is float
-    assert (record.revision, record.nodeRuns, record.workflowVersion) == (7, 2, 3)
+    assert read is not None
+    assert read.value == value
+    assert type(read.value["price"]) is float
+    assert (read.seq, read.ref) == (7, None)
     assert encode({"v": to_json({"a": 1})}) == {"v": {"S": '{"a":1}'}}
     assert from_json(None, {}) == {}
+
+
+def key_of(item: dict[str, Any]) -> dict[str, Any]:
+    return encode({"PK": item["PK"], "SK": item["SK"]})
 
 
 def test_a_cursor_round_trips_and_a_foreign_one_is_refused() -> None:
@@ -222,20 +233,36 @@ def new_id_at(moment: datetime) -> str:
     return derived_id("exe", int(moment.timestamp() * 1000), "any")
 
 
-def test_a_failed_transition_returns_the_record_as_it_is(stubbed: tuple[Store, Stubber]) -> None:
+def test_an_append_after_a_group_someone_else_appended_after_is_seq_taken(stubbed: tuple[Store, Stubber]) -> None:
     store, stubber = stubbed
+    # Given the newest group this writer read ends at event 3
+    read = Group(
+        first=2,
+        last=3,
+        events=[],
+        control=Control(state="RUNNING", workflowId="wf_1", workflowVersion=1, maxNodeRuns=9),
+    )
+    happened = [
+        new_event("execution.pause_requested", "2030-01-01T00:00:00.000Z", by={"sub": "alice", "name": "Alice"})
+    ]
+    # When it appends, the put is of EVENT#4 on its absence, and DynamoDB says another writer put it first
+    expected = {
+        "TableName": TABLE,
+        "Item": ANY,
+        "ConditionExpression": "attribute_not_exists(SK)",
+    }
     stubber.add_client_error(
-        "update_item",
-        "ConditionalCheckFailedException",
-        "The conditional request failed",
-        response_meta={},
-        modeled_fields={"Item": execution_item(state="CANCELED")},
+        "put_item", "ConditionalCheckFailedException", "The conditional request failed", expected_params=expected
     )
 
-    moved, current = store.transition("exe_1", "PAUSED", allowed_from=("RUNNING",))
+    with pytest.raises(SeqTaken):
+        store.append("exe_1", read, happened, read.control.after(happened))
 
-    assert moved is False
-    assert current is not None and current.state == "CANCELED"
+    # And a put that goes in numbers its events from 4, with the control state after them
+    stubber.add_response("put_item", {}, expected)
+    group = store.append("exe_1", read, happened, read.control.after(happened))
+    assert (group.first, group.last, [event.seq for event in group.events]) == (4, 4, [4])
+    assert group.control.pauseRequested is True
 
 
 @pytest.mark.parametrize(

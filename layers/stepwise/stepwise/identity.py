@@ -9,14 +9,26 @@ from typing import Any
 from stepwise.errors import NotOwner, Unauthorized
 
 ADMIN_GROUP = "admin"
+# The claims that name a user, the first one present wins (Cognito's ID token carries cognito:username).
+NAME_CLAIMS = ("cognito:username", "preferred_username", "email")
 
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated user: ``sub`` owns what they create; the ``admin`` group may read everything."""
+    """The authenticated user: ``sub`` owns what they create; the ``admin`` group may read everything.
+
+    ``name`` is how the user is shown beside what they do (who started, canceled or approved a run): the
+    token's ``cognito:username``, else ``preferred_username``, else ``email``, else the ``sub``.
+    """
 
     sub: str
     groups: frozenset[str] = frozenset()
+    name: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """The name to show, never empty (the ``sub`` when the token named nobody)."""
+        return self.name or self.sub
 
     @property
     def is_admin(self) -> bool:
@@ -39,4 +51,7 @@ def caller_from_claims(claims: Mapping[str, Any]) -> Caller:
         raise Unauthorized("The token names no user: it has no 'sub' claim")
     # Cognito puts the user's groups in a JSON list (absent when there are none).
     groups = claims.get("cognito:groups")
-    return Caller(sub=str(claims["sub"]), groups=frozenset(map(str, groups if isinstance(groups, list) else [])))
+    name = next((str(claims[key]) for key in NAME_CLAIMS if claims.get(key)), str(claims["sub"]))
+    return Caller(
+        sub=str(claims["sub"]), groups=frozenset(map(str, groups if isinstance(groups, list) else [])), name=name
+    )

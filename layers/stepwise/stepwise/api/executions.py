@@ -5,7 +5,8 @@ Included under ``/api/workflows``: ``/execute/{id}`` is the seed's, ``/{workflow
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
@@ -13,10 +14,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from stepwise.api.routing import CurrentCaller, Cursor, Limit, Wired, answers
 from stepwise.models.envelopes import DataEnvelope, DataMessageEnvelope, ListEnvelope, MessageEnvelope, StartedExecution
+from stepwise.models.events import EventsPage
 from stepwise.models.execution import ExecutionState, ExecutionSummary, WorkflowExecution
 from stepwise.models.workflow import StartExecutionRequest
 from stepwise.observability import metrics
-from stepwise.service import executions
+from stepwise.service import executions, views
 
 PREFIX = "/api/workflows"
 router = APIGatewayHttpRouter()
@@ -51,9 +53,54 @@ def start_execution(
     return DataMessageEnvelope(data=data, message="Workflow execution initiated successfully")
 
 
-@router.get("/execute/<executionId>", tags=["executions"], responses=answers(200, "The execution"))
+@router.get(
+    "/execute/<executionId>",
+    tags=["executions"],
+    description="The execution: its state, variables, each node's latest run (with how many runs) and the newest "
+    "1,000 log lines (every line is in the events). A value too large to show inline is a reference "
+    '{"$ref": "<URL path>", "bytes": N}: GET that path for the value.',
+    responses=answers(200, "The execution"),
+)
 def get_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> DataEnvelope[WorkflowExecution]:
-    return DataEnvelope(data=executions.get(wired.store, caller, executionId))
+    return DataEnvelope(data=views.get(wired.store, caller, executionId, wired.load_value))
+
+
+@router.get(
+    "/execute/<executionId>/events",
+    tags=["executions"],
+    description="The execution's events after the cursor, in order: seq starts at 1 and grows by 1 with no gap; "
+    "the terminal event (execution.completed, execution.failed or execution.canceled) is the last. When there are "
+    "none after 'after' yet, waits up to waitSeconds for one and answers with an empty list if none came. Pass "
+    "lastSeq back as 'after' to go on.",
+    responses=answers(200, "The events after the cursor, the cursor to go on from, and the execution's state"),
+)
+def execution_events(
+    executionId: str,
+    caller: CurrentCaller,
+    wired: Wired,
+    after: Annotated[int, Query(ge=0, description="the last seq seen (0: from the start)")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500, description="at most this many events")] = 100,
+    waitSeconds: Annotated[int, Query(ge=0, le=25, description="wait this long for an event, when none is there")] = 0,
+) -> DataEnvelope[EventsPage]:
+    page = views.events(wired.store, caller, executionId, after=after, limit=limit, wait_seconds=waitSeconds)
+    return DataEnvelope(data=page)
+
+
+@router.get(
+    "/execute/<executionId>/variables/<name>",
+    tags=["executions"],
+    description="A variable's value, whole: as it is now, or as event 'seq' set it (the references the execution "
+    "and its events show name both).",
+    responses=answers(200, "The value"),
+)
+def execution_variable(
+    executionId: str,
+    name: str,
+    caller: CurrentCaller,
+    wired: Wired,
+    seq: Annotated[int | None, Query(ge=1, description="the event that set it (default: its value now)")] = None,
+) -> DataEnvelope[Any]:
+    return DataEnvelope(data=views.value(wired.store, caller, executionId, unquote(name), seq, wired.load_value))
 
 
 @router.delete("/execute/<executionId>", tags=["executions"], responses=answers(200, "Canceled"))

@@ -30,8 +30,10 @@ from stepwise.auth import TokenVerifier
 from stepwise.errors import BadRequest, NotFound
 from stepwise.identity import Caller, caller_from_claims
 from stepwise.models.envelopes import ErrorEnvelope
+from stepwise.models.events import ValueRef
 from stepwise.service.executions import Idempotency, Runs
 from stepwise.service.schedules import Scheduling
+from stepwise.service.variables import no_values_in_s3
 from stepwise.store import Store
 
 PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs"})
@@ -75,6 +77,10 @@ class ApiDependencies:
     scheduling: Scheduling
     # Agent credentials are stored in Secrets Manager as <secret_prefix><agent id>.
     secret_prefix: str
+
+    def load_value(self, ref: ValueRef) -> Any:
+        """A value an execution keeps in S3."""
+        return no_values_in_s3(ref)
 
 
 def wired(request: Request) -> ApiDependencies:

@@ -20,11 +20,14 @@ class LogLine(BaseModel):
 
 
 class NodeStateView(BaseModel):
+    """A node's latest run (a node in a loop runs more than once: every run is in the events)."""
+
     state: NodeState
     startedAt: str | None
     completedAt: str | None
     error: str | None
     output: Any
+    runs: int = Field(default=0, description="how many times the node ran (its other runs are in the events)")
 
 
 class ExecutionSummary(BaseModel):
@@ -37,6 +40,7 @@ class ExecutionSummary(BaseModel):
     startedAt: str
     completedAt: str | None
     startedBy: str
+    startedByName: str = Field(description="who started it, by name (a schedule: schedule:<id>)")
     error: str | None
     pauseRequested: bool = Field(
         description="a pause was asked for and the run will pause before its next node (resume withdraws it)"
@@ -46,7 +50,9 @@ class ExecutionSummary(BaseModel):
 class WorkflowExecution(ExecutionSummary):
     """The seed contract's WorkflowExecution (plus ``workflowVersion``, the version it runs)."""
 
-    variables: dict[str, Any]
-    logs: list[LogLine]
+    variables: dict[str, Any] = Field(
+        description='a value too large to show inline is {"$ref": "<URL path that returns it>", "bytes": N}'
+    )
+    logs: list[LogLine] = Field(description="the newest 1,000 lines; every line is in the events")
     output: Any
     nodeStates: dict[str, NodeStateView]

@@ -1,4 +1,9 @@
-"""Executions: start, read, list, cancel, pause and resume."""
+"""Executions: start, list, cancel, pause and resume (reading one: :mod:`stepwise.service.views`).
+
+Each change is a group appended to the execution's log (:mod:`stepwise.service.history`), decided on the
+newest group and decided again when another writer appended first: a cancel that lands while a node runs
+wins, a resume that withdraws a pause request before the run pauses is never lost.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from stepwise import ids, limits, stepfunctions
-from stepwise.clock import iso, now_iso
+from stepwise.clock import iso
 from stepwise.errors import (
     BadRequest,
     Conflict,
@@ -19,18 +24,16 @@ from stepwise.errors import (
     WorkflowNotFound,
 )
 from stepwise.identity import Caller
-from stepwise.models.execution import (
-    TERMINAL_STATES,
-    ExecutionSummary,
-    LogLine,
-    NodeStateView,
-    WorkflowExecution,
-)
-from stepwise.models.records import ExecutionRecord, NodeRun
-from stepwise.models.workflow import WorkflowDefinition, WorkflowView
+from stepwise.models.events import Actor, Event
+from stepwise.models.execution import TERMINAL_STATES, ExecutionSummary
+from stepwise.models.records import Control, ExecutionRecord, Group
+from stepwise.models.workflow import WorkflowView
 from stepwise.service import workflows
+from stepwise.service.history import Change, actor, ending, event, record_change
 from stepwise.service.paging import callers_cursor
-from stepwise.store import ConditionFailed, ExecutionQuery, Store, terminal
+from stepwise.store import ExecutionQuery, Store, terminal
+from stepwise.store.history import SeqTaken
+from stepwise.store.values import json_bytes
 
 CANCELABLE = ("PENDING", "RUNNING", "PAUSED")
 # A pause is asked for (or withdrawn) while the run has not paused yet.
@@ -64,10 +67,12 @@ def launch(
     *,
     owner: str,
     started_by: str,
+    started_by_name: str | None = None,
     execution_id: str | None = None,
 ) -> str:
     """Record a PENDING execution of the workflow's current version and start its state machine run.
 
+    The record is the first group of its log (``execution.started``, with the variables), then its projections.
     ``execution_id`` makes the start idempotent (a scheduled tick delivered twice starts one run). If Step
     Functions refuses, the record ends FAILED with the reason and ``StartFailed`` is raised. ``ExecutionExists``
     when another start with the same ``execution_id`` recorded it first.
@@ -80,43 +85,49 @@ def launch(
         raise BadRequest(f"variables are {size} bytes; the limit is {runs.max_variables_bytes}")
     if execution_id is None:
         execution_id = ids.new_id("exe")
-    elif (existing := store.get_execution(execution_id)) is not None:
-        if existing.state == "PENDING":
-            # A repeated start (a scheduled tick delivered again) of one whose start did not go through.
-            _start_state_machine(store, runs, execution_id)
+    elif (tail := store.tail(execution_id)) is not None:
+        # A repeated start (a scheduled tick delivered again): finish what a start that died left undone.
+        store.project(execution_id, tail)
+        if tail.control.state == "PENDING":
+            _start_state_machine(store, runs, workflow, execution_id)
         return execution_id
-    record = ExecutionRecord(
-        id=execution_id,
+    started = event(
+        "execution.started",
         workflowId=workflow.id,
         workflowVersion=workflow.version,
-        owner=owner,
-        state="PENDING",
-        startedAt=now_iso(),
         startedBy=started_by,
+        by=Actor(sub=owner, name=started_by_name or started_by),
         variables=merged,
+    )
+    control = Control(
+        state="PENDING",
+        workflowId=workflow.id,
+        workflowVersion=workflow.version,
         cursor=workflow.nodes[0].id,
         maxNodeRuns=workflow.maxNodeRuns or runs.default_max_node_runs,
+        variablesBytes=sum(json_bytes(value) for value in merged.values()),
     )
     try:
-        store.create_execution(record)
-    except ConditionFailed as error:
+        store.commit(execution_id, None, [started], control)
+    except SeqTaken as error:
         raise ExecutionExists(execution_id) from error
-    _start_state_machine(store, runs, execution_id)
+    _start_state_machine(store, runs, workflow, execution_id)
     return execution_id
 
 
-def _start_state_machine(store: Store, runs: Runs, execution_id: str) -> None:
+def _start_state_machine(store: Store, runs: Runs, workflow: WorkflowView, execution_id: str) -> None:
     """Start the run; if Step Functions refuses, the record ends FAILED with the reason (never PENDING forever)."""
     try:
         stepfunctions.start(runs.state_machine_arn, execution_id)
     except stepfunctions.StartRefused as error:
         reason = f"Execution could not be started: {error}"
-        store.transition(
-            execution_id,
-            "FAILED",
-            allowed_from=("PENDING",),
-            set_values={"error": reason, "completedAt": now_iso()},
-        )
+
+        def decide(tail: Group) -> Change | None:
+            if tail.control.state != "PENDING":
+                return None
+            return Change(ending(store, execution_id, workflow, [], event("execution.failed", error=reason)))
+
+        record_change(store, execution_id, decide, repair=False)
         raise StartFailed(f"Execution {execution_id} could not be started; it is recorded as FAILED") from error
 
 
@@ -145,6 +156,7 @@ def _idempotent_launch(idempotency: Idempotency) -> tuple[Any, Any]:
             request["variables"],
             owner=request["owner"],
             started_by=request["owner"],
+            started_by_name=request.get("ownerName"),
         )
         return {"workflowId": workflow.id, "executionId": execution_id}
 
@@ -168,7 +180,15 @@ def start(
     """
     workflow = workflows.get_owned(store, caller, workflow_id)
     if not idempotency_key:
-        return launch(store, runs, workflow, variables, owner=caller.sub, started_by=caller.sub)
+        return launch(
+            store,
+            runs,
+            workflow,
+            variables,
+            owner=caller.sub,
+            started_by=caller.sub,
+            started_by_name=caller.display_name,
+        )
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
         IdempotencyValidationError,
@@ -182,6 +202,7 @@ def start(
         "workflowId": workflow_id,
         "idempotencyKey": idempotency_key,
         "variables": variables,
+        "ownerName": caller.display_name,
     }
     try:
         result: dict[str, str] = start_once(request=request, store=store, runs=runs, workflow=workflow)
@@ -195,9 +216,7 @@ def start(
 
 
 def _record(store: Store, caller: Caller, execution_id: str, *, change: bool) -> ExecutionRecord:
-    record = store.get_execution(execution_id) if ids.is_id(execution_id, "exe") else None
-    if record is None:
-        raise ExecutionNotFound(execution_id)
+    record = execution_record(store, execution_id)
     if change:
         caller.ensure_owns(record.owner, f"execution {execution_id}")
     else:
@@ -205,100 +224,17 @@ def _record(store: Store, caller: Caller, execution_id: str, *, change: bool) ->
     return record
 
 
-def node_states(
-    record: ExecutionRecord, runs: list[NodeRun], definition: WorkflowDefinition | None
-) -> dict[str, NodeStateView]:
-    """Every node of the pinned version: its latest run, the running node, or PENDING / SKIPPED."""
-    latest: dict[str, NodeRun] = {}
-    for each in sorted(runs, key=lambda r: r.run):
-        latest[each.nodeId] = each
-    ended = terminal(record.state)
-    states: dict[str, NodeStateView] = {}
-    node_ids = [node.id for node in definition.nodes] if definition else list(latest)
-    for node_id in node_ids:
-        run = latest.get(node_id)
-        if run is not None:
-            states[node_id] = NodeStateView(
-                state=run.state,
-                startedAt=run.startedAt,
-                completedAt=run.completedAt,
-                error=run.error,
-                output=run.output,
-            )
-        else:
-            states[node_id] = NodeStateView(
-                state="SKIPPED" if ended else "PENDING",
-                startedAt=None,
-                completedAt=None,
-                error=None,
-                output=None,
-            )
-    active = record.activeNode
-    if active and (active.nodeId not in latest or latest[active.nodeId].run < active.run):
-        if ended:
-            # Canceled (or failed) while this node ran: its result will be discarded.
-            states[active.nodeId] = NodeStateView(
-                state="FAILED",
-                startedAt=active.startedAt,
-                completedAt=record.completedAt,
-                error="canceled" if record.state == "CANCELED" else record.error,
-                output=None,
-            )
-        else:
-            states[active.nodeId] = NodeStateView(
-                state="RUNNING", startedAt=active.startedAt, completedAt=None, error=None, output=None
-            )
-    return states
-
-
-def get(store: Store, caller: Caller, execution_id: str) -> WorkflowExecution:
-    """The whole execution: state, variables, node states and every log line in time order."""
+def execution_record(store: Store, execution_id: str) -> ExecutionRecord:
+    """The ``EXECUTION`` item (written again from the log if a crash left it missing), else ``ExecutionNotFound``."""
     if not ids.is_id(execution_id, "exe"):
         raise ExecutionNotFound(execution_id)
-    record, runs, logs = store.load_execution(execution_id)
+    record = store.get_execution(execution_id)
+    if record is None and (first := store.group_holding(execution_id, 1)) is not None:
+        store.project(execution_id, first)
+        record = store.get_execution(execution_id)
     if record is None:
         raise ExecutionNotFound(execution_id)
-    caller.ensure_can_read(record.owner, f"execution {execution_id}")
-    definition = store.get_workflow_version(record.workflowId, record.workflowVersion)
-    lines: list[LogLine] = list(logs)
-    for run in runs:
-        lines.extend(run.logs)
-    lines.sort(key=lambda line: line.timestamp)
-    view = WorkflowExecution(
-        **record.summary().model_dump(),
-        variables=record.variables,
-        logs=lines,
-        # Derived, not stored: it would double what the execution item holds.
-        output=definition.output_of(record.variables) if definition and record.state == "COMPLETED" else None,
-        nodeStates=node_states(record, runs, definition),
-    )
-    return _within_response_limit(view)
-
-
-# Lambda answers at most 6 MB; a long run's node outputs and log lines could add up to more.
-MAX_VIEW_BYTES = 5_000_000
-MAX_LOG_LINES = 5_000
-
-
-def _within_response_limit(view: WorkflowExecution) -> WorkflowExecution:
-    """The view, with node outputs and older log lines left out if it would not fit in one answer."""
-    size = len(view.model_dump_json().encode())
-    if size <= MAX_VIEW_BYTES:
-        return view
-    for state in view.nodeStates.values():
-        if state.output is not None:
-            state.output = {"omitted": True, "reason": "the execution is too large to show every node output"}
-    if len(view.logs) > MAX_LOG_LINES:
-        omitted = len(view.logs) - MAX_LOG_LINES
-        first = view.logs[0]
-        note = LogLine(
-            nodeId=None,
-            level="warning",
-            timestamp=first.timestamp,
-            message=f"{omitted} earlier log lines omitted: the execution is too large to show them all",
-        )
-        view.logs = [note, *view.logs[-MAX_LOG_LINES:]]
-    return view
+    return record
 
 
 def list_for_workflow(
@@ -369,69 +305,80 @@ def find(
 
 
 def cancel(store: Store, runs: Runs, caller: Caller, execution_id: str) -> None:
-    """CANCELED at once (a conditional write), then the state machine run is stopped."""
+    """CANCELED at once (the node in flight, if any, recorded as canceled), then the state machine run is stopped."""
     record = _record(store, caller, execution_id, change=True)
-    moved, before = store.transition(
-        execution_id,
-        "CANCELED",
-        allowed_from=CANCELABLE,
-        set_values={"completedAt": now_iso()},
-        remove=("taskToken",),
-    )
-    if not moved:
-        state = before.state if before else record.state
-        raise Conflict(f"Execution {execution_id} already ended ({state}); it cannot be canceled")
-    store.append_logs(
-        execution_id,
-        [LogLine(nodeId=None, level="info", message=f"Execution canceled by {caller.sub}", timestamp=now_iso())],
-    )
+    definition = store.get_workflow_version(record.workflowId, record.workflowVersion)
+
+    def decide(tail: Group) -> Change | str:
+        control = tail.control
+        if terminal(control.state):
+            return control.state
+        node_events: list[Event] = []
+        if (active := control.activeNode) is not None:
+            node_events.append(
+                event("node.failed", nodeId=active.nodeId, run=active.run, startedAt=active.startedAt, error="canceled")
+            )
+        return Change(
+            ending(store, execution_id, definition, node_events, event("execution.canceled", by=actor(caller)))
+        )
+
+    _, decided = record_change(store, execution_id, decide)
+    if not isinstance(decided, Change):
+        raise Conflict(f"Execution {execution_id} already ended ({decided}); it cannot be canceled")
     stepfunctions.stop(runs.state_machine_arn, execution_id, f"canceled by {caller.sub}")
-    if before and before.taskToken:
-        stepfunctions.abandon(before.taskToken, "execution canceled")
+    if record.taskToken:
+        # A parked pause task: StopExecution ends it in AWS; failing the task ends it wherever StopExecution
+        # is not honoured (moto).
+        stepfunctions.abandon(record.taskToken, "execution canceled")
 
 
 def pause(store: Store, caller: Caller, execution_id: str) -> str:
     """Ask the run to pause before its next node (``pauseRequested`` shows it until then)."""
     _record(store, caller, execution_id, change=True)
-    requested, current = store.request_pause(execution_id, True, allowed_from=PAUSABLE)
-    if requested:
-        return f"Execution {execution_id} will pause before its next node"
-    if current is None:
-        raise ExecutionNotFound(execution_id)
-    if current.state == "PAUSED":
-        raise Conflict(f"Execution {execution_id} is already paused")
-    if current.state in PAUSABLE:
-        raise Conflict(f"Execution {execution_id}: a pause is already requested; it pauses before its next node")
-    raise Conflict(f"Execution {execution_id} already ended ({current.state}); it cannot be paused")
+
+    def decide(tail: Group) -> Change:
+        control = tail.control
+        if control.state == "PAUSED":
+            raise Conflict(f"Execution {execution_id} is already paused")
+        if control.state not in PAUSABLE:
+            raise Conflict(f"Execution {execution_id} already ended ({control.state}); it cannot be paused")
+        if control.pauseRequested:
+            raise Conflict(f"Execution {execution_id}: a pause is already requested; it pauses before its next node")
+        return Change([event("execution.pause_requested", by=actor(caller))])
+
+    record_change(store, execution_id, decide)
+    return f"Execution {execution_id} will pause before its next node"
 
 
 def resume(store: Store, caller: Caller, execution_id: str) -> str:
     """Resume a paused run (and approve the approval node it waits at), or withdraw a pause not yet taken."""
     record = _record(store, caller, execution_id, change=True)
-    if record.state in PAUSABLE:
-        withdrawn, current = store.request_pause(execution_id, False, allowed_from=PAUSABLE)
-        if withdrawn:
-            return f"Execution {execution_id}: pause withdrawn; it goes on running"
-        # Not requested, or the run paused meanwhile: decide on the record as it is now.
-        record = current or record
-        if record.state in PAUSABLE:
-            raise Conflict(f"Execution {execution_id} is not paused ({record.state}) and no pause is requested")
-    if record.state != "PAUSED":
-        if record.state in TERMINAL_STATES:
-            raise Conflict(f"Execution {execution_id} already ended ({record.state}); it cannot be resumed")
-        raise Conflict(f"Execution {execution_id} is not paused ({record.state})")
-    set_values: dict[str, Any] = {"pauseRequested": False}
-    approving = record.activeNode is not None and record.activeNode.waitingFor == "approval"
-    if approving and record.activeNode:
-        approved = record.activeNode.model_copy(update={"approvedBy": caller.sub, "approvedAt": now_iso()})
-        set_values["activeNode"] = approved
-    moved, before = store.transition(
-        execution_id, "RUNNING", allowed_from=("PAUSED",), set_values=set_values, remove=("taskToken",)
-    )
-    if not moved or before is None or not before.taskToken:
-        state = before.state if before else "unknown"
-        raise Conflict(f"Execution {execution_id} is not paused ({state})")
-    stepfunctions.resume(before.taskToken, {"resumedBy": caller.sub})
-    if approving:
+    token: list[str | None] = [record.taskToken]
+
+    def decide(tail: Group) -> Change:
+        control = tail.control
+        if control.state in PAUSABLE:
+            if not control.pauseRequested:
+                raise Conflict(f"Execution {execution_id} is not paused ({control.state}) and no pause is requested")
+            return Change([event("execution.pause_withdrawn", by=actor(caller))])
+        if control.state in TERMINAL_STATES:
+            raise Conflict(f"Execution {execution_id} already ended ({control.state}); it cannot be resumed")
+        if token[0] is None:
+            current = store.get_execution(execution_id)
+            token[0] = current.taskToken if current else None
+        if token[0] is None:
+            raise Conflict(f"Execution {execution_id} is pausing; resume it in a moment")
+        active = control.activeNode
+        approving = active if active and active.waitingFor == "approval" else None
+        if approving:
+            return Change([event("execution.resumed", by=actor(caller), nodeId=approving.nodeId, run=approving.run)])
+        return Change([event("execution.resumed", by=actor(caller))])
+
+    _, decided = record_change(store, execution_id, decide)
+    if decided.events[-1].type == "execution.pause_withdrawn":
+        return f"Execution {execution_id}: pause withdrawn; it goes on running"
+    assert token[0] is not None
+    stepfunctions.resume(token[0], {"resumedBy": caller.sub})
+    if decided.events[-1].nodeId:
         return f"Execution {execution_id} approved and resumed"
     return f"Execution {execution_id} resumed"

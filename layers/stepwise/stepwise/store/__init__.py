@@ -2,32 +2,55 @@
 
 Key design (one table, ``PK``/``SK`` plus two GSIs for listings, ``GSI1PK``/``GSI1SK`` and ``GSI2PK``/``GSI2SK``):
 
-=========================  ====================  ===================  ===================================
-item                       PK                    SK                   GSI1PK / GSI1SK
-=========================  ====================  ===================  ===================================
-workflow (current)         ``WORKFLOW#<id>``     ``WORKFLOW``         ``OWNER#<sub>#WORKFLOWS`` / id
+=========================  ====================  ======================  ==================================
+item                       PK                    SK                      GSI1PK / GSI1SK
+=========================  ====================  ======================  ==================================
+workflow (current)         ``WORKFLOW#<id>``     ``WORKFLOW``            ``OWNER#<sub>#WORKFLOWS`` / id
 workflow version (frozen)  ``WORKFLOW#<id>``     ``VERSION#<000001>``
-agent (+ ``usedBy``)       ``AGENT#<id>``        ``AGENT``            ``OWNER#<sub>#AGENTS`` / id
-execution                  ``EXECUTION#<id>``    ``EXECUTION``        ``OWNER#<sub>#WORKFLOW#<wf>`` / id
-node run (+ its logs)      ``EXECUTION#<id>``    ``RUN#<000001>``
-execution log lines        ``EXECUTION#<id>``    ``LOG#<time>#<rand>``
+agent (+ ``usedBy``)       ``AGENT#<id>``        ``AGENT``               ``OWNER#<sub>#AGENTS`` / id
+execution (summary)        ``EXECUTION#<id>``    ``EXECUTION``           ``OWNER#<sub>#WORKFLOW#<wf>`` / id
+execution log: a group     ``EXECUTION#<id>``    ``EVENT#<first seq>``
+variable (top level)       ``EXECUTION#<id>``    ``VAR#<name>``
+node's latest run          ``EXECUTION#<id>``    ``NODE#<nodeId>``
 schedule                   ``WORKFLOW#<wf>``     ``SCHEDULE#<id>``
-=========================  ====================  ===================  ===================================
+=========================  ====================  ======================  ==================================
 
-An execution is also in ``GSI2`` under ``OWNER#<sub>#EXECUTIONS`` / id: every run of an owner, whatever
-the workflow. Ids sort by creation time, so a GSI query with ``ScanIndexForward=False`` lists newest first,
-and a range of times is a range of ids (``executions.ExecutionQuery``): each listing is one Query on one
-partition, never a Scan. An agent's ``usedBy`` names the workflows whose current version calls it
-(``agents``), so an agent in use is not deleted. Node runs and log lines are items of their own, so an
-execution with thousands of log lines never meets the 400 KB item limit. Variables, outputs and logs are
-stored as JSON strings: exact (no Decimal round trip) and cheap to read. Every state change is a conditional
-write: a terminal state is never overwritten.
+**An execution is its log.** Every change of an execution is one *group* appended to its log
+(:mod:`~stepwise.store.history`): the events of that change, numbered (``seq`` 1, 2, 3, ... with no gap), and
+the control state after them (state, cursor, node-run count, flags, the active node: no variables). The
+append is the one conditional write of a change: a PutItem of ``EVENT#<first seq, 10 digits>`` on
+``attribute_not_exists(SK)``, where ``first`` is one past the newest group the writer read. Two writers that read
+the same newest group try the same key: one wins, the other reads again and decides anew (a cancel it now
+sees wins). So seq numbers are never reused nor out of order, and nothing is appended after a terminal event.
+The newest group is the hot item: one strongly consistent Query (``EVENT#`` descending, Limit 1) reads the
+control state, about 1 KB whatever the variables weigh.
+
+Every other item of an execution is a *projection* of the log, written after its group, each on the
+condition that it holds an older ``seq`` (so a projection written twice, late or out of order changes
+nothing): ``EXECUTION`` (who started what, and the state, pause request, error and end, for listings and the
+cancel poll; written only when one of those changes, and ``taskToken`` while PAUSED), ``VAR#<name>`` (one
+variable: a node writes only those it set) and ``NODE#<nodeId>`` (a node's latest run and how many runs).
+A crash between a group and its projections loses nothing: the writer that comes after a failure (a retried
+step, the failure path, the API's next change) writes the newest group's projections again, and GET writes
+the ``EXECUTION`` item again when it lags behind the newest group. Per node that sets one small variable:
+the read of the newest group, the group, the variable and the node run (1 RCU, 3 WCU).
+
+A value over the inline threshold is kept whole in S3 (:mod:`stepwise.blobs`) and referenced from the
+event and the ``VAR#`` item. Everything else is stored as JSON strings: exact (no Decimal round trip) and
+cheap to read.
+
+An execution is listed twice, by its ``EXECUTION`` item: ``GSI1`` by owner and workflow, ``GSI2`` under
+``OWNER#<sub>#EXECUTIONS`` / id (every run of an owner). Ids sort by creation time, so a GSI query with
+``ScanIndexForward=False`` lists newest first, and a range of times is a range of ids
+(``executions.ExecutionQuery``): each listing is one Query on one partition, never a Scan. An agent's ``usedBy``
+names the workflows whose current version calls it (``agents``), so an agent in use is not deleted.
 
 Modules: ``codec`` (the wire format, through boto3's TypeSerializer/TypeDeserializer), ``table`` (every
 DynamoDB call, and botocore's errors turned into ``errors``), ``listings`` and ``cursors`` (a listing's
-Query and the cursors bound to it), and one module per aggregate: ``workflows``, ``agents``,
-``executions`` (with node runs and log lines), ``bodies`` (small JSON records: schedules). ``Store`` is all of
-them over one table. ``migrations`` brings a table written by an older stack up to these keys.
+Query and the cursors bound to it), and one module per aggregate: ``workflows``, ``agents``, ``history`` (an
+execution's log), ``values`` (its variables and node runs), ``executions`` (its summary, and the commit of a
+change: the group, then its projections), ``bodies`` (small JSON records: schedules). ``Store`` is all of them
+over one table. ``migrations`` brings a table written by an older stack up to these keys.
 """
 
 from __future__ import annotations
@@ -45,6 +68,7 @@ from stepwise.store.errors import (
     ValidationFailed,
 )
 from stepwise.store.executions import ExecutionQuery, ExecutionStore
+from stepwise.store.history import SeqTaken
 from stepwise.store.workflows import WorkflowStore
 
 
@@ -67,6 +91,7 @@ __all__ = [
     "ExecutionQuery",
     "InvalidCursor",
     "ItemTooLarge",
+    "SeqTaken",
     "StorageError",
     "Store",
     "Throttled",

@@ -204,22 +204,51 @@ class Table:
         with _storage_call():
             self.client.delete_item(**request)
 
-    def query(self, pk: str, *, sk_prefix: str | None = None, consistent: bool = False) -> Iterator[dict[str, Any]]:
-        """Every item under ``pk`` (whose sort key starts with ``sk_prefix``), in sort key order, page by page."""
+    def query(
+        self,
+        pk: str,
+        *,
+        sk_prefix: str | None = None,
+        sk_range: tuple[str, str] | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+        page_size: int | None = None,
+        consistent: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """The items under ``pk`` whose sort key starts with ``sk_prefix`` (or lies in ``sk_range``, both ends
+        included), in sort key order (``descending``: newest first), page by page; at most ``limit`` of them.
+
+        ``page_size`` reads that many items per call (a caller that may stop early reads no more than it uses).
+        """
         condition = "PK = :pk"
         values: dict[str, Any] = {":pk": pk}
-        if sk_prefix is not None:
+        if sk_range is not None:
+            condition += " AND SK BETWEEN :low AND :high"
+            values[":low"], values[":high"] = sk_range
+        elif sk_prefix is not None:
             condition += " AND begins_with(SK, :prefix)"
             values[":prefix"] = sk_prefix
-        paginator = self.client.get_paginator("query")
-        with _storage_call():
-            for page in paginator.paginate(
-                TableName=self.table,
-                KeyConditionExpression=condition,
-                ExpressionAttributeValues=encode(values),
-                ConsistentRead=consistent,
-            ):
-                yield from (decode(item) for item in page.get("Items", []))
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": encode(values),
+            "ConsistentRead": consistent,
+            "ScanIndexForward": not descending,
+        }
+        left = limit
+        while left is None or left > 0:
+            sizes = [value for value in (left, page_size) if value is not None]
+            if sizes:
+                request["Limit"] = min(sizes)
+            with _storage_call():
+                answer = self.client.query(**request)
+            items = answer.get("Items", [])
+            yield from (decode(item) for item in items)
+            if left is not None:
+                left -= len(items)
+            if not answer.get("LastEvaluatedKey"):
+                return
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def list_page(self, listing: Listing, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """One page of a listing, newest first: at most ``limit`` items, and the cursor of the next page.

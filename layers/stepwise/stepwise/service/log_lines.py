@@ -1,0 +1,77 @@
+"""An execution's log lines, read from its events: the lines nodes logged, and one line per thing that happened.
+
+The log stores what happened once, as events; a line such as ``Node started: setVariables, run 3`` is how a
+``node.started`` event reads, not a second record of it (and the log's groups stay small).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from stepwise.models.events import Event
+from stepwise.models.execution import LogLevel, LogLine
+from stepwise.models.workflow import WorkflowDefinition
+
+
+def _label(definition: WorkflowDefinition | None, node_id: str) -> str:
+    if definition is None:
+        return node_id
+    node = next((node for node in definition.nodes if node.id == node_id), None)
+    if node is None:
+        return node_id
+    return f"{node.name} ({node.type})" if node.name else node.type
+
+
+def _message(event: Event, definition: WorkflowDefinition | None) -> tuple[LogLevel, str] | None:
+    who = event.by.name if event.by else "someone"
+    match event.type:
+        case "log":
+            return event.level or "info", event.message or ""
+        case "execution.running":
+            return "info", "Execution started"
+        case "execution.pause_requested":
+            return "info", f"Pause requested by {who}: it pauses before its next node"
+        case "execution.pause_withdrawn":
+            return "info", f"Pause withdrawn by {who}"
+        case "execution.paused" if event.reason == "approval":
+            return "info", f"Waiting for approval at node {event.nodeId}: resume to approve"
+        case "execution.paused":
+            return "info", "Execution paused"
+        case "execution.resumed" if event.nodeId:
+            return "info", f"Approved by {who}; execution resumed"
+        case "execution.resumed":
+            return "info", f"Execution resumed by {who}"
+        case "execution.completed":
+            return "info", "Execution completed"
+        case "execution.failed":
+            return "error", f"Execution failed: {event.error}"
+        case "execution.canceled":
+            return "info", f"Execution canceled by {who}"
+        case "node.started":
+            return "info", f"Node started: {_label(definition, event.nodeId or '')}, run {event.run}"
+        case "node.completed":
+            return "info", f"Node completed in {event.durationMs} ms"
+        case "node.failed" if event.error == "canceled":
+            return "warning", "Node canceled: the execution was canceled while it ran; result discarded"
+        case "node.failed":
+            return "error", f"Node failed: {event.error}"
+    return None
+
+
+def _belongs_to_node(event: Event) -> bool:
+    return (
+        event.type.startswith("node.")
+        or event.type == "log"
+        or (event.type in ("execution.paused", "execution.resumed") and event.nodeId is not None)
+    )
+
+
+def log_lines(events: Iterable[Event], definition: WorkflowDefinition | None) -> Iterator[LogLine]:
+    """The log lines of ``events``, in their order."""
+    for event in events:
+        said = _message(event, definition)
+        if said is None:
+            continue
+        level, message = said
+        node_id = event.nodeId if _belongs_to_node(event) else None
+        yield LogLine(nodeId=node_id, level=level, message=message, timestamp=event.at)

@@ -1,0 +1,363 @@
+"""One node run: from the newest group of the log to the group that records what the node did.
+
+A node that neither calls out nor waits runs at once and is recorded by one group (``node.started``, its
+log lines, ``node.completed``): one read of the newest group, one append, and the projections of what it
+changed (the variables it set, its node run). A node that calls out is claimed first (a group with
+``node.started``, so watchers see it RUNNING and a cancel can name it), then recorded by a second group.
+
+Every append is conditional on the newest group as this step knows it (:mod:`stepwise.store.history`). When
+another writer appended first, the step reads the newest group again: if the execution is where the step left
+it (same state, node, run: only a pause request or a withdrawal came in), the same events go on top of it;
+otherwise the result is discarded (a cancel won, or a retried invocation of this step moved the run on).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict
+
+from stepwise import limits, secrets
+from stepwise.clock import parse_iso
+from stepwise.interpolation import InterpolationError
+from stepwise.models.events import ALL_SET, Event
+from stepwise.models.execution import TERMINAL_STATES, LogLevel
+from stepwise.models.records import ActiveNode, Control, Group
+from stepwise.models.workflow import NodeDefinition, WorkflowDefinition
+from stepwise.nodes import REGISTRY
+from stepwise.nodes.base import CallDefaults, NodeContext, NodeFailed, Outcome
+from stepwise.observability import logger
+from stepwise.service.history import MAX_TRIES, ending, event
+from stepwise.service.variables import ExecutionVariables, LoadValue
+from stepwise.store import Store
+from stepwise.store.history import SeqTaken
+
+Status = Literal["continue", "delay", "pause", "approval", "done", "failed", "ended"]
+# How often a node that calls out looks for a cancel while it waits on the other side.
+CANCEL_POLL_SECONDS = 0.5
+# A call still waiting after this long has its log lines appended, so watchers see its progress.
+LOG_FLUSH_SECONDS = 1.0
+# A node that calls out gives up this long before the node runner's own timeout, so it fails cleanly.
+TIME_MARGIN_MS = 10_000
+CANCELED = "canceled"
+SUPERSEDED = "superseded by a retry of the same step; result discarded"
+
+
+@dataclass(frozen=True)
+class StepLimits:
+    """What a step keeps to (from the node runner's settings): a node run's size, and its calls' defaults."""
+
+    max_inline_output_bytes: int
+    max_variables_bytes: int
+    calls: CallDefaults
+
+
+class Answer(TypedDict):
+    """What the state machine's Choice reads (every key, always)."""
+
+    status: Status
+    seconds: int
+    timeoutSeconds: int
+
+
+def answer(status: Status, seconds: int = 0, timeout_seconds: int = 0) -> Answer:
+    """An answer for the state machine."""
+    return {"status": status, "seconds": seconds, "timeoutSeconds": timeout_seconds}
+
+
+class Discarded(Exception):
+    """The execution changed under the node (a cancel, a retried step): its result is not recorded."""
+
+
+def _position(control: Control) -> tuple[Any, ...]:
+    """Where the run is: a change elsewhere (a pause request, a withdrawal) leaves it where it was."""
+    active = control.activeNode
+    return (control.state, control.cursor, control.nodeRuns, active.run if active else None)
+
+
+def _fit(value: Any, limit: int) -> tuple[Any, bool]:
+    """The value, or a marker with a preview when its JSON is larger than ``limit`` bytes."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    size = len(text.encode())
+    if size <= limit:
+        return value, False
+    preview = text.encode()[: limit // 2].decode(errors="ignore")
+    return {"truncated": True, "bytes": size, "preview": preview}, True
+
+
+def _output_from(outcome: Outcome) -> str | None:
+    """Which of the values a node set its output is (stored once): all of them, one of them, or None."""
+    if outcome.set_variables and outcome.output is outcome.set_variables:
+        return ALL_SET
+    return next((name for name, value in outcome.set_variables.items() if value is outcome.output), None)
+
+
+class NodeStep:
+    """One call of the node runner's ``step`` for one node: the newest group as read, and the node's log lines."""
+
+    def __init__(
+        self,
+        store: Store,
+        step_limits: StepLimits,
+        execution_id: str,
+        tail: Group,
+        definition: WorkflowDefinition,
+        *,
+        load_value: LoadValue,
+        time_left_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.store = store
+        self.step_limits = step_limits
+        self.execution_id = execution_id
+        self.tail = tail
+        self.definition = definition
+        self.time_left_ms = time_left_ms
+        self.variables = ExecutionVariables(store, execution_id, load_value)
+        # Whose run it is: only a node that calls an agent needs it (read from the EXECUTION item then).
+        self.owner = ""
+        self.pending: list[Event] = []
+        self.pending_lock = threading.Lock()
+        # A node that calls out is claimed (its node.started appended) before it runs; others are not.
+        self.claimed = False
+
+    # --- appending -------------------------------------------------------------------------------
+
+    def append(self, events: list[Event], **updates: Any) -> bool:
+        """Append ``events`` after the newest group, on top of a newer one if the run is still where it was.
+
+        False when the execution moved on meanwhile (``self.tail`` is then the newest group).
+        """
+        where = _position(self.tail.control)
+        for _ in range(MAX_TRIES):
+            control = self.tail.control.after(events).model_copy(update=updates)
+            try:
+                self.tail = self.store.commit(self.execution_id, self.tail, events, control)
+            except SeqTaken:
+                newest = self.store.tail(self.execution_id)
+                if newest is None:
+                    raise RuntimeError(f"execution {self.execution_id} lost its log") from None
+                self.tail = newest
+                if _position(newest.control) != where:
+                    return False
+                continue
+            return True
+        raise RuntimeError(f"execution {self.execution_id} kept changing; giving up this step")
+
+    def take_logs(self) -> list[Event]:
+        """The log lines not appended yet (they go with the next group)."""
+        with self.pending_lock:
+            lines, self.pending = self.pending, []
+        return lines
+
+    def log(self, node_id: str, run: int) -> Callable[[LogLevel, str], None]:
+        def write(level: LogLevel, message: str) -> None:
+            line = event("log", nodeId=node_id, run=run, level=level, message=message)
+            with self.pending_lock:
+                self.pending.append(line)
+
+        return write
+
+    def flush_logs(self) -> None:
+        """Append the lines logged so far (a slow call's attempts show while it waits)."""
+        lines = self.take_logs()
+        if lines and not self.append(lines):
+            raise Discarded
+
+    # --- running ---------------------------------------------------------------------------------
+
+    def context(self, node: NodeDefinition, run: int, should_stop: Callable[[], bool]) -> NodeContext:
+        return NodeContext(
+            execution_id=self.execution_id,
+            node_id=node.id,
+            owner=self.owner,
+            variables=self.variables,
+            calls=self.step_limits.calls,
+            timeout_seconds=node.timeoutSeconds,
+            retry=node.retry,
+            log=self.log(node.id, run),
+            should_stop=should_stop,
+            load_agent=self.store.get_agent,
+            read_secret=secrets.read_credential,
+        )
+
+    def claim(self, node: NodeDefinition, run: int) -> bool:
+        """Append the node's start before it calls out; False when the execution moved on first."""
+        self.claimed = self.append([event("node.started", nodeId=node.id, run=run)])
+        return self.claimed
+
+    def run_node(self, node: NodeDefinition, run: int, started_at: str) -> Answer:
+        node_type = REGISTRY[node.type]
+        begun = time.monotonic()
+        try:
+            config = node_type.config_model.model_validate(node.config)
+            if node_type.calls_out:
+                outcome = self._call_out(lambda stop: node_type.run(config, self.context(node, run, stop)))
+            else:
+                outcome = node_type.run(config, self.context(node, run, lambda: False))
+        except Discarded:
+            return self.discard(node, run, started_at)
+        except (NodeFailed, InterpolationError) as error:
+            return self.fail(node, run, started_at, str(error))
+        except Exception as error:
+            # A bug in a node type still fails that node, by name, rather than the whole step.
+            logger.exception("node raised unexpectedly", extra={"node_id": node.id})
+            return self.fail(node, run, started_at, f"unexpected error: {type(error).__name__}: {error}")
+        if outcome.wait:
+            return self.wait(node, run, started_at, outcome)
+        return self.complete(node, run, started_at, outcome, int((time.monotonic() - begun) * 1000))
+
+    def _call_out(self, work: Callable[[Callable[[], bool]], Outcome]) -> Outcome:
+        """Run a node that calls out in a worker thread, so a cancel is noticed while it waits."""
+        stop = threading.Event()
+        result: list[Outcome] = []
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                result.append(work(stop.is_set))
+            except BaseException as error:  # handed to the caller's thread below
+                failure.append(error)
+
+        worker = threading.Thread(target=target, name=f"node-{self.execution_id}", daemon=True)
+        worker.start()
+        waited = 0.0
+        try:
+            while True:
+                worker.join(CANCEL_POLL_SECONDS)
+                if not worker.is_alive():
+                    break
+                waited += CANCEL_POLL_SECONDS
+                if waited >= LOG_FLUSH_SECONDS:
+                    self.flush_logs()
+                    waited = 0.0
+                # The poll reads only the EXECUTION item: one small item, whatever the variables weigh.
+                if self.store.execution_state(self.execution_id) != "RUNNING":
+                    raise Discarded
+                if self.time_left_ms and self.time_left_ms() < TIME_MARGIN_MS:
+                    raise NodeFailed("ran out of time: the call outlasted the node runner's time limit")
+        except BaseException:
+            stop.set()
+            raise
+        if failure:
+            raise failure[0]
+        return result[0]
+
+    # --- recording -------------------------------------------------------------------------------
+
+    def _started(self, node: NodeDefinition, run: int, started_at: str) -> list[Event]:
+        return [] if self.claimed else [event("node.started", nodeId=node.id, run=run, at=started_at)]
+
+    def wait(self, node: NodeDefinition, run: int, started_at: str, outcome: Outcome) -> Answer:
+        assert outcome.wait is not None
+        waiting = event(
+            "node.waiting", nodeId=node.id, run=run, waitingFor=outcome.wait.kind, seconds=outcome.wait.seconds
+        )
+        if not self.append([*self._started(node, run, started_at), *self.take_logs(), waiting]):
+            return self.discard(node, run, started_at)
+        if outcome.wait.kind == "delay":
+            return answer("delay", seconds=outcome.wait.seconds)
+        if outcome.wait.seconds:
+            return answer("approval", timeout_seconds=outcome.wait.seconds)
+        return answer("pause")
+
+    def complete(self, node: NodeDefinition, run: int, started_at: str, outcome: Outcome, duration_ms: int) -> Answer:
+        if limits.depth(outcome.output) > limits.MAX_DEPTH or limits.depth(outcome.set_variables) > limits.MAX_DEPTH:
+            return self.fail(node, run, started_at, f"the result is nested more than {limits.MAX_DEPTH} levels deep")
+        log = self.log(node.id, run)
+        limit = self.step_limits.max_inline_output_bytes
+        values: dict[str, Any] = {}
+        for name, value in outcome.set_variables.items():
+            fitted, truncated = _fit(value, limit)
+            if truncated:
+                log("warning", f"value of '{name}' is larger than {limit} bytes; stored truncated")
+            values[name] = fitted
+        grown = self._variables_bytes(values)
+        if grown > self.step_limits.max_variables_bytes:
+            message = f"variables would grow to {grown} bytes; the limit is {self.step_limits.max_variables_bytes}"
+            return self.fail(node, run, started_at, message)
+        fields: dict[str, Any] = {"variables": values}
+        output_from = _output_from(outcome)
+        if output_from is None:
+            fields["output"] = _fit(outcome.output, limit)[0]
+        else:
+            fields["outputFrom"] = output_from
+        next_node = outcome.next_node or self.definition.following(node.id)
+        completed = event(
+            "node.completed",
+            nodeId=node.id,
+            run=run,
+            startedAt=started_at,
+            next=next_node,
+            durationMs=duration_ms,
+            **fields,
+        )
+        node_events = [*self._started(node, run, started_at), *self.take_logs(), completed]
+        events = node_events
+        if next_node is None:
+            events = ending(self.store, self.execution_id, self.definition, node_events, event("execution.completed"))
+        if not self.append(events, variablesBytes=grown):
+            return self.discard(node, run, started_at)
+        return answer("done") if next_node is None else answer("continue")
+
+    def _variables_bytes(self, values: dict[str, Any]) -> int:
+        """The variables' total size once ``values`` are set: the bound kept in the control state, recounted
+        from the variables' items only when it would pass the limit (see :class:`Control`)."""
+        added = sum(limits.json_size(value) for value in values.values())
+        bound = self.tail.control.variablesBytes + added
+        if bound <= self.step_limits.max_variables_bytes:
+            return bound
+        kept = sum(item.bytes for item in self.store.variables(self.execution_id) if item.name not in values)
+        return kept + added
+
+    def fail(self, node: NodeDefinition, run: int, started_at: str, message: str) -> Answer:
+        error = f"Node '{node.id}' ({node.type}) failed: {message}"
+        failed = event("node.failed", nodeId=node.id, run=run, startedAt=started_at, error=message)
+        node_events = [*self._started(node, run, started_at), *self.take_logs(), failed]
+        events = ending(
+            self.store, self.execution_id, self.definition, node_events, event("execution.failed", error=error)
+        )
+        if not self.append(events):
+            return self.discard(node, run, started_at)
+        return answer("failed")
+
+    def discard(self, node: NodeDefinition, run: int, started_at: str) -> Answer:
+        """The execution changed under the node: its result is dropped, and the log says what comes next.
+
+        Ended (a cancel, which recorded this node run as canceled itself): nothing more is appended. Still
+        RUNNING (or PAUSED): a retried invocation of this step moved the execution on; a claimed run is
+        recorded as superseded and the state machine carries on from the log.
+        """
+        newest = self.store.tail(self.execution_id)
+        if newest is None or newest.control.state not in ("RUNNING", "PAUSED"):
+            return answer("ended")
+        go_on = answer("continue") if newest.control.state == "RUNNING" else answer("pause")
+        if not self.claimed:
+            # An unclaimed run shares its number with the winner's run of the same node: leave that one be.
+            return go_on
+        self.tail = newest
+        superseded = event("node.failed", nodeId=node.id, run=run, startedAt=started_at, error=SUPERSEDED)
+        for _ in range(MAX_TRIES):
+            if self.tail.control.state in TERMINAL_STATES:
+                return answer("ended")
+            events = [*self.take_logs(), superseded]
+            try:
+                self.tail = self.store.commit(self.execution_id, self.tail, events, self.tail.control.after(events))
+            except SeqTaken:
+                self.tail = self.store.tail(self.execution_id) or self.tail
+                continue
+            break
+        return go_on
+
+    def finish_waiting(self, active: ActiveNode) -> Answer:
+        """The delay is over, or the approval was given: the node completes (its time counts the wait)."""
+        node = self.definition.node(active.nodeId)
+        node_type = REGISTRY[node.type]
+        assert node_type.finish is not None
+        self.claimed = True  # its start is in the log already
+        config = node_type.config_model.model_validate(node.config)
+        outcome = node_type.finish(config, self.context(node, active.run, lambda: False), active.model_dump())
+        waited_ms = max(0, int((time.time() - parse_iso(active.startedAt).timestamp()) * 1000))
+        return self.complete(node, active.run, active.startedAt, outcome, waited_ms)
