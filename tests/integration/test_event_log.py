@@ -1,0 +1,283 @@
+"""The log as the record, on moto's DynamoDB (real conditional writes): who wins a seq, what a crash leaves,
+what a node costs, and the variables each node saw rebuilt from the events.
+
+The runner is driven by the test (the state machine is not started), so each write happens when the test says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from stepwise.errors import Conflict
+from stepwise.identity import Caller
+from stepwise.replay import node_runs, variables_before
+from stepwise.service.history import Change, event, record_change
+from stepwise.store import SeqTaken
+from tests.integration.test_events import LOOP
+from tests.support.builders import pending_execution
+
+ALICE = Caller("alice", name="Alice")
+
+
+@pytest.fixture
+def parts() -> tuple[Any, Any, Any]:
+    """The runner module, the node runner's limits and its store."""
+    from stepwise import wiring
+    from stepwise.service import runner
+
+    wired = wiring.node_runner()
+    return runner, wired.step_limits, wired.store
+
+
+def run_to_the_end(runner: Any, step_limits: Any, store: Any, execution_id: str) -> None:
+    runner.start(store, execution_id)
+    for _ in range(50):
+        if runner.step(store, step_limits, execution_id)["status"] != "continue":
+            return
+    raise AssertionError("the execution never ended")
+
+
+# --- who wins a seq ---------------------------------------------------------------------------------
+
+
+def test_two_writers_after_the_same_group_one_wins_and_the_other_decides_again(
+    api: Any, monkeypatch: pytest.MonkeyPatch, parts: tuple[Any, Any, Any]
+) -> None:
+    runner, _, store = parts
+    execution_id = pending_execution(api, monkeypatch, LOOP)
+    runner.start(store, execution_id)
+    read = store.tail(execution_id)
+
+    # Two writers read the same newest group; the first to append takes the next seq
+    requested = [event("execution.pause_requested", by={"sub": "alice", "name": "Alice"})]
+    won = store.commit(execution_id, read, requested, read.control.after(requested))
+    canceled = [event("execution.canceled", by={"sub": "alice", "name": "Alice"})]
+    with pytest.raises(SeqTaken):
+        store.commit(execution_id, read, canceled, read.control.after(canceled))
+
+    # The seq went to the winner, once: the loser's events are nowhere
+    assert (won.first, won.last) == (read.last + 1, read.last + 1)
+    assert [e.type for e in store.events(execution_id)] == [
+        "execution.started",
+        "execution.running",
+        "execution.pause_requested",
+    ]
+
+
+def test_a_pause_decided_before_a_cancel_landed_is_decided_again_and_refused(
+    api: Any, monkeypatch: pytest.MonkeyPatch, parts: tuple[Any, Any, Any]
+) -> None:
+    runner, _, store = parts
+    execution_id = pending_execution(api, monkeypatch, LOOP)
+    runner.start(store, execution_id)
+    decided_on: list[str] = []
+    original = store.commit
+
+    def cancel_first(execution: str, after: Any, events: Any, control: Any, **kwargs: Any) -> Any:
+        # Given a cancel lands between the pause's read and its append
+        monkeypatch.setattr(store, "commit", original)
+        canceled = [event("execution.canceled", by={"sub": "alice", "name": "Alice"})]
+        original(execution, after, canceled, after.control.after(canceled))
+        return original(execution, after, events, control, **kwargs)
+
+    def pause(tail: Any) -> Change:
+        decided_on.append(tail.control.state)
+        if tail.control.state != "RUNNING":
+            raise Conflict("already ended")
+        return Change([event("execution.pause_requested", by={"sub": "alice", "name": "Alice"})])
+
+    monkeypatch.setattr(store, "commit", cancel_first)
+
+    with pytest.raises(Conflict):
+        record_change(store, execution_id, pause)
+
+    # Then it was decided again on the newest group, and the cancel stands as the last event
+    assert decided_on == ["RUNNING", "CANCELED"]
+    assert [e.type for e in store.events(execution_id)][-1] == "execution.canceled"
+
+
+# --- a crash between a group and its projections ----------------------------------------------------
+
+
+def crash_after_the_group(monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
+    """The next projection raises once, as a Lambda that dies right after its append would."""
+    original = store.project
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(store, "project", original)
+        raise RuntimeError("the node runner died here")
+
+    monkeypatch.setattr(store, "project", crash)
+
+
+def test_a_crash_before_the_projections_is_repaired_by_the_retried_step(
+    api: Any, monkeypatch: pytest.MonkeyPatch, parts: tuple[Any, Any, Any]
+) -> None:
+    runner, step_limits, store = parts
+    execution_id = pending_execution(api, monkeypatch, LOOP)
+    runner.start(store, execution_id)
+    crash_after_the_group(monkeypatch, store)
+
+    # Given the step that ran 'tick' died after its group and before its projections
+    with pytest.raises(RuntimeError, match="died here"):
+        runner.step(store, step_limits, execution_id)
+    assert store.variable(execution_id, "trail").value == ""  # the log says "x"; the item lags behind
+    assert [item.nodeId for item in store.nodes(execution_id)] == []
+
+    # When Step Functions retries the step
+    runner.step(store, step_limits, execution_id, retried=True)
+
+    # Then the retry wrote them first, and the run went on from the log (no node ran twice)
+    assert store.variable(execution_id, "trail").value == "x"
+    assert {item.nodeId: item.runs for item in store.nodes(execution_id)} == {"tick": 1, "enough": 1}
+    ticks = [e for e in store.events(execution_id) if e.type == "node.completed" and e.nodeId == "tick"]
+    assert len(ticks) == 1
+
+
+def test_a_crash_before_the_projections_is_repaired_by_the_next_change_from_the_api(
+    api: Any, monkeypatch: pytest.MonkeyPatch, parts: tuple[Any, Any, Any]
+) -> None:
+    runner, step_limits, store = parts
+    execution_id = pending_execution(api, monkeypatch, LOOP)
+    runner.start(store, execution_id)
+    crash_after_the_group(monkeypatch, store)
+    with pytest.raises(RuntimeError, match="died here"):
+        runner.step(store, step_limits, execution_id)
+
+    # When the owner pauses it (the next writer)
+    assert api.post(f"/api/workflows/execute/{execution_id}/pause").status == 200
+
+    # Then the dead step's projections are there, and the view shows its node run
+    assert store.variable(execution_id, "trail").value == "x"
+    view = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert view["nodeStates"]["tick"]["state"] == "COMPLETED"
+    assert view["variables"]["trail"] == "x"
+    assert view["pauseRequested"] is True
+
+
+def test_a_view_of_an_execution_whose_summary_lags_behind_its_log_shows_the_log(
+    api: Any, monkeypatch: pytest.MonkeyPatch, parts: tuple[Any, Any, Any]
+) -> None:
+    runner, _, store = parts
+    execution_id = pending_execution(api, monkeypatch, LOOP)
+    crash_after_the_group(monkeypatch, store)
+    with pytest.raises(RuntimeError, match="died here"):
+        runner.start(store, execution_id)
+    assert store.get_execution(execution_id).state == "PENDING"
+
+    assert api.get(f"/api/workflows/execute/{execution_id}").body["data"]["state"] == "RUNNING"
+    assert store.get_execution(execution_id).state == "RUNNING"  # and the listing shows it too now
+
+
+# --- what each node saw, rebuilt from the log --------------------------------------------------------
+
+
+def test_the_variables_before_every_node_run_of_a_loop_are_rebuilt_from_its_events(
+    api: Any, monkeypatch: pytest.MonkeyPatch, parts: tuple[Any, Any, Any]
+) -> None:
+    from stepwise import nodes
+
+    runner, step_limits, store = parts
+    seen: list[tuple[str, dict[str, Any]]] = []
+    for kind in ("setVariables", "condition"):
+        original = nodes.REGISTRY[kind]
+
+        def spy(config: Any, context: Any, run: Any = original.run) -> Any:
+            seen.append((context.node_id, dict(context.variables)))
+            return run(config, context)
+
+        monkeypatch.setitem(nodes.REGISTRY, kind, dataclasses.replace(original, run=spy))
+    execution_id = pending_execution(api, monkeypatch, LOOP)
+
+    run_to_the_end(runner, step_limits, store, execution_id)
+
+    events = list(store.events(execution_id))
+    runs = node_runs(events)
+    assert (
+        [node for node, _ in runs]
+        == [node for node, _ in seen]
+        == [
+            "tick",
+            "enough",
+            "tick",
+            "enough",
+            "tick",
+            "enough",
+            "done",
+        ]
+    )
+    for (node, run), (_, saw) in zip(runs, seen, strict=True):
+        assert variables_before(events, run) == saw, f"{node} run {run}"
+
+
+# --- what a node costs ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dynamodb_calls(parts: tuple[Any, Any, Any]) -> Iterator[Counter[str]]:
+    """Every DynamoDB call the store makes, by operation, while the test counts."""
+    _, _, store = parts
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **kwargs: Any) -> None:
+        calls[model.name] += 1
+
+    store.client.meta.events.register("before-call.dynamodb", count)
+    yield calls
+    store.client.meta.events.unregister("before-call.dynamodb", count)
+
+
+def item_bytes(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB bills it: names and values (strings in UTF-8, numbers about 1 byte per 2 digits)."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        if isinstance(value, str):
+            size += len(value.encode())
+        elif isinstance(value, bool):
+            size += 1
+        elif isinstance(value, int):
+            size += len(str(value)) // 2 + 1
+    return size
+
+
+def test_a_node_that_sets_one_small_variable_costs_three_writes_and_two_reads_whatever_the_others_weigh(
+    api: Any, monkeypatch: pytest.MonkeyPatch, parts: tuple[Any, Any, Any], dynamodb_calls: Counter[str]
+) -> None:
+    runner, step_limits, store = parts
+    definition = {
+        "name": "cost",
+        "nodes": [
+            {"id": "use", "type": "setVariables", "config": {"values": {"greeting": "hello ${name}"}}},
+            {"id": "after", "type": "setVariables", "config": {"values": {"done": True}}},
+        ],
+    }
+    workflow = api.post("/api/workflows", json_body=definition).body["data"]
+    from stepwise import stepfunctions
+
+    monkeypatch.setattr(stepfunctions, "start", lambda arn, execution_id: None)
+    big = {"name": "Ada", "document": "x" * 150_000}
+    execution_id = api.post(f"/api/workflows/execute/{workflow['id']}", json_body={"variables": big}).body["data"][
+        "executionId"
+    ]
+    runner.start(store, execution_id)
+    store.get_workflow_version(workflow["id"], 1)  # a warm node runner has it: versions are cached per process
+    dynamodb_calls.clear()
+
+    # When the node that reads ${name} and sets 'greeting' runs
+    assert runner.step(store, step_limits, execution_id)["status"] == "continue"
+
+    # Then: one read of the newest group, one of the variable it uses; the group, the variable, the node run
+    assert dict(dynamodb_calls) == {"Query": 1, "GetItem": 1, "PutItem": 2, "UpdateItem": 1}
+    key = f"EXECUTION#{execution_id}"
+    group_item = next(iter(store.query(key, sk_prefix="EVENT#", descending=True, limit=1)))
+    for item in [store.get(key, "VAR#greeting"), store.get(key, "NODE#use"), group_item]:
+        assert item is not None and item_bytes(item) <= 1024, item  # 1 WCU each
+    assert item_bytes(group_item) <= 4096 and item_bytes(store.get(key, "VAR#name")) <= 4096  # 1 RCU each
+    # and the item the cancel poll reads stays small (1 RCU), whatever the variables weigh
+    assert item_bytes(store.get(key, "EXECUTION")) <= 1024
