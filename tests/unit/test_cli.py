@@ -31,9 +31,11 @@ class ScriptedApi(Api):
         super().__init__("http://api.invalid", "token")
         self.answers = answers
         self.sent: list[tuple[str, str, Any]] = []
+        self.params: list[tuple[str, dict[str, str] | None]] = []
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         self.sent.append((method, path, kwargs.get("json_body")))
+        self.params.append((path, kwargs.get("params")))
         queue = self.answers[f"{method} {path}"]
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
@@ -250,27 +252,60 @@ def test_change_lines_show_each_change_once_and_the_end_last() -> None:
     assert [line[9:] for line in last] == ["  node a [delay] COMPLETED (2.0 s)", f"execution {EXECUTION_ID} COMPLETED"]
 
 
+AT = "2030-01-01T12:00:00.000Z"
+
+
+def events_page(last_seq: int, *events: dict[str, Any], state: str = "RUNNING") -> dict[str, Any]:
+    return envelope({"events": list(events), "lastSeq": last_seq, "state": state})
+
+
+def happened(seq: int, kind: str, **fields: Any) -> dict[str, Any]:
+    return {"seq": seq, "type": kind, "at": fields.pop("at", AT), **fields}
+
+
 @pytest.mark.parametrize(
-    ("final", "code", "stdout", "stderr"),
+    ("final", "last", "code", "stdout", "stderr"),
     [
-        (execution("COMPLETED", output={"answer": 42}), EXIT_OK, {"answer": 42}, "COMPLETED"),
-        (execution("FAILED", error="Node 'a' (delay) failed: boom"), EXIT_FAILED, None, "failed: Node 'a'"),
-        (execution("CANCELED"), EXIT_CANCELED, None, "was canceled"),
+        (
+            execution("COMPLETED", output={"answer": 42}),
+            happened(4, "execution.completed"),
+            EXIT_OK,
+            {"answer": 42},
+            "COMPLETED",
+        ),
+        (
+            execution("FAILED", error="Node 'a' (delay) failed: boom"),
+            happened(4, "execution.failed", error="Node 'a' (delay) failed: boom"),
+            EXIT_FAILED,
+            None,
+            "failed: Node 'a'",
+        ),
+        (
+            execution("CANCELED"),
+            happened(4, "execution.canceled", by={"sub": "u-1", "name": "Alice"}),
+            EXIT_CANCELED,
+            None,
+            "was canceled by Alice",
+        ),
     ],
 )
-def test_execution_watch_follows_any_execution_to_its_end(
+def test_execution_watch_follows_any_execution_by_its_events_to_its_end(
     final: dict[str, Any],
+    last: dict[str, Any],
     code: int,
     stdout: Any,
     stderr: str,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given an execution this CLI did not start: only its id is known
-    monkeypatch.setattr(watch, "WATCH_INTERVAL_SECONDS", 0)
     api = ScriptedApi(
         {
             f"GET /api/workflows/execute/{EXECUTION_ID}": [envelope(execution("RUNNING")), envelope(final)],
+            f"GET /api/workflows/execute/{EXECUTION_ID}/events": [
+                events_page(2, happened(1, "execution.started"), happened(2, "execution.running")),
+                events_page(3, happened(3, "node.started", nodeId="a", run=1)),
+                events_page(4, last, state=final["state"]),
+            ],
             f"GET /api/workflows/{WORKFLOW_ID}": [envelope({"id": WORKFLOW_ID, "nodes": []})],
         }
     )
@@ -285,6 +320,42 @@ def test_execution_watch_follows_any_execution_to_its_end(
     out, err = capsys.readouterr()
     assert (json.loads(out) if out else None) == stdout
     assert stderr in err
+    # and it followed the events by their cursor, waiting for each next one, reading the execution only twice
+    cursors = [params for path, params in api.params if path.endswith("/events")]
+    assert [(p or {}).get("after") for p in cursors] == ["0", "2", "3"]
+    assert [(p or {}).get("waitSeconds") for p in cursors] == [
+        "0",
+        str(watch.WATCH_WAIT_SECONDS),
+        str(watch.WATCH_WAIT_SECONDS),
+    ]
+    assert [path for path, _ in api.params].count(f"/api/workflows/execute/{EXECUTION_ID}") == 2
+
+
+def test_the_view_folds_each_event_in_and_a_superseded_run_changes_nothing() -> None:
+    first = execution(
+        "RUNNING", startedByName="Alice", nodeStates={"a": {"state": "PENDING"}, "b": {"state": "PENDING"}}
+    )
+    events = [
+        happened(3, "node.started", nodeId="a", run=1, at="2030-01-01T12:00:00.000Z"),
+        happened(4, "log", nodeId="a", run=1, level="info", message="calling agent helper (json)"),
+        happened(5, "node.started", nodeId="a", run=2, at="2030-01-01T12:00:05.000Z"),
+        happened(6, "node.failed", nodeId="a", run=1, error="superseded by a retry of the same step; result discarded"),
+        happened(7, "node.completed", nodeId="a", run=2, startedAt="2030-01-01T12:00:05.000Z", durationMs=1000),
+        happened(8, "node.skipped", nodeId="b"),
+        happened(9, "execution.canceled", by={"sub": "u-2", "name": "Bob"}),
+    ]
+
+    view = watch.followed(first, events, {"a": "agentTask"})
+
+    assert view["nodeStates"]["a"]["state"] == "COMPLETED"
+    assert view["nodeStates"]["a"]["startedAt"] == "2030-01-01T12:00:05.000Z"
+    assert view["nodeStates"]["b"]["state"] == "SKIPPED"
+    assert (view["state"], view["canceledBy"]) == ("CANCELED", "Bob")
+    assert first["state"] == "RUNNING"  # the view first read is left as it was
+    rows = {row.node_id: row for row in watch.node_rows(view, {"a": "agentTask"})}
+    assert rows["a"].last_log == "Node completed in 1000 ms"
+    lines = watch.change_lines({}, view, {"a": "agentTask"})
+    assert lines[-1].endswith(f"execution {EXECUTION_ID} CANCELED by Bob")
 
 
 # --------------------------------------------------------------------------------- execution list

@@ -12,7 +12,7 @@ from stepwise.models.events import Event, ValueRef, new_event, public_event
 from stepwise.models.records import Control, ExecutionRecord, Group
 from stepwise.replay import node_runs, variables_before
 from stepwise.service import views
-from stepwise.service.log_lines import log_lines
+from stepwise.service.log_lines import labels, log_lines
 
 AT = "2030-01-01T00:00:00.000Z"
 ALICE = {"sub": "alice", "name": "Alice"}
@@ -182,7 +182,7 @@ def test_events_read_as_the_log_lines_the_execution_view_shows() -> None:
         new_event("execution.canceled", AT, by=ALICE),
     )
 
-    lines = [(line.nodeId, line.level, line.message) for line in log_lines(events, None)]
+    lines = [(line.nodeId, line.level, line.message) for line in log_lines(events, labels(None))]
 
     assert lines == [
         (None, "info", "Execution started"),

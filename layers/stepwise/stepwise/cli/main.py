@@ -29,7 +29,8 @@ from stepwise.cli.output import EXIT_API, EXIT_INTERRUPTED, EXIT_OK
 
 WORKFLOW_COLUMNS = ("id", "version", "name", "updatedAt")
 AGENT_COLUMNS = ("id", "protocol", "name", "endpoint")
-EXECUTION_COLUMNS = ("id", "workflowId", "state", "startedAt", "completedAt", "startedBy", "error")
+# Who started a run is shown by name (its sub is in --json, and in startedBy of the API).
+EXECUTION_COLUMNS = ("id", "workflowId", "state", "startedAt", "completedAt", "startedByName", "error")
 SCHEDULE_COLUMNS = ("id", "enabled", "expression", "timezone", "description")
 EXECUTION_STATES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELED", "PAUSED")
 

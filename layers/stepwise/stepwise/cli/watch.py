@@ -1,4 +1,9 @@
-"""Watching an execution: a live table on a terminal, one line per change otherwise, then its outcome."""
+"""Watching an execution: a live table on a terminal, one line per change otherwise, then its outcome.
+
+The execution is read once, then followed by its events (``GET .../events``): each request names the last
+event seen and waits for the next ones (a long-poll), and the view is the first read with the events folded
+in. Once the terminal event came, one last read gives the output.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,11 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
 TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELED")
-WATCH_INTERVAL_SECONDS = 0.5
+TERMINAL_EVENTS = {"execution.completed": "COMPLETED", "execution.failed": "FAILED", "execution.canceled": "CANCELED"}
+# Each events request waits this long for the next event (the API allows 25 s; the CLI's timeout is 30 s).
+WATCH_WAIT_SECONDS = 20
+EVENTS_PER_REQUEST = 500
+_STATE_OF = {"execution.running": "RUNNING", "execution.paused": "PAUSED", "execution.resumed": "RUNNING"}
 STATE_STYLES = {
     "PENDING": "dim",
     "RUNNING": "bold yellow",
@@ -99,6 +108,7 @@ def render_table(execution: dict[str, Any], node_types: dict[str, str]) -> Rende
         "  ",
         (state, STATE_STYLES.get(state, "")),
         f"  {duration(execution.get('startedAt'), execution.get('completedAt'))}",
+        f"  started by {execution.get('startedByName') or execution.get('startedBy') or '?'}",
     )
     table = Table(title=title, title_justify="left", expand=False)
     for name in ("node", "type", "state", "time", "last log"):
@@ -127,7 +137,8 @@ def change_lines(previous: dict[str, str], execution: dict[str, Any], node_types
     state = str(execution.get("state", ""))
     if previous.get("") != state:
         previous[""] = state
-        line = f"{stamp} execution {execution.get('id')} {state}"
+        by = f" by {execution['canceledBy']}" if state == "CANCELED" and execution.get("canceledBy") else ""
+        line = f"{stamp} execution {execution.get('id')} {state}{by}"
         # The execution's new state reads first while it runs, last once it has ended.
         lines = [*lines, line] if state in TERMINAL_STATES else [line, *lines]
     return lines
@@ -141,28 +152,97 @@ def _node_types(api: Api, workflow_id: str) -> dict[str, str]:
     return {str(n["id"]): str(n["type"]) for n in workflow.get("nodes", [])}
 
 
-def watch(api: Api, execution: dict[str, Any], *, live: bool) -> dict[str, Any]:
-    """Poll ``execution`` (as last read) until it ends, showing its nodes; returns its last state."""
-    node_types = _node_types(api, str(execution.get("workflowId", "")))
-    path = f"/api/workflows/execute/{execution['id']}"
-    if live:
-        from rich.console import Console
-        from rich.live import Live
+def _node_state(previous: dict[str, Any] | None, event: dict[str, Any]) -> dict[str, Any] | None:
+    """A node's view after one of its events (None: the event is of an older run than the one shown)."""
+    kind, at, run = event["type"], event["at"], event.get("run") or 0
+    if previous and run < (previous.get("run") or 0):
+        return None  # a superseded run's end: the newer run stands
+    if kind == "node.skipped":
+        return {**(previous or {}), "state": "SKIPPED"}
+    if kind == "node.started":
+        return {"state": "RUNNING", "startedAt": at, "completedAt": None, "error": None, "run": run}
+    if kind == "node.completed":
+        return {"state": "COMPLETED", "startedAt": event.get("startedAt"), "completedAt": at, "error": None, "run": run}
+    if kind == "node.failed":
+        error = event.get("error")
+        return {"state": "FAILED", "startedAt": event.get("startedAt"), "completedAt": at, "error": error, "run": run}
+    return previous
 
-        with Live(render_table(execution, node_types), console=Console(stderr=True), refresh_per_second=8) as view:
-            while execution.get("state") not in TERMINAL_STATES:
-                time.sleep(WATCH_INTERVAL_SECONDS)
-                execution = api.data("GET", path)
-                view.update(render_table(execution, node_types))
-        return execution
+
+def followed(execution: dict[str, Any], events: list[dict[str, Any]], node_types: dict[str, str]) -> dict[str, Any]:
+    """The execution as first read, with ``events`` folded in (a new dict: a live view may be drawing the old one)."""
+    from stepwise.models.events import Event
+    from stepwise.service.log_lines import log_lines
+
+    execution = {**execution, "nodeStates": dict(execution.get("nodeStates") or {})}
+    last_lines = {line.get("nodeId"): line for line in execution.get("logs") or []}
+    for event in events:
+        kind, node_id = event["type"], event.get("nodeId")
+        if kind.startswith("node.") and node_id:
+            state = _node_state(execution["nodeStates"].get(node_id), event)
+            if state is None:
+                continue
+            execution["nodeStates"][node_id] = state
+        elif kind in TERMINAL_EVENTS:
+            execution.update(state=TERMINAL_EVENTS[kind], completedAt=event["at"], error=event.get("error"))
+            if kind == "execution.canceled":
+                execution["canceledBy"] = (event.get("by") or {}).get("name")
+        elif kind in _STATE_OF:
+            execution["state"] = _STATE_OF[kind]
+        known = Event.model_validate({name: value for name, value in event.items() if name in Event.model_fields})
+        for line in log_lines([known], lambda node: node_types.get(node) or node):
+            last_lines[line.nodeId] = line.model_dump()
+    execution["logs"] = list(last_lines.values())
+    return execution
+
+
+class _LiveView:
+    """What the live table draws: the newest view, rendered anew at each refresh (so times go on)."""
+
+    def __init__(self, execution: dict[str, Any], node_types: dict[str, str]) -> None:
+        self.execution = execution
+        self.node_types = node_types
+
+    def __rich__(self) -> RenderableType:
+        return render_table(self.execution, self.node_types)
+
+
+def watch(api: Api, execution: dict[str, Any], *, live: bool) -> dict[str, Any]:
+    """Follow ``execution`` (as last read) by its events until it ends, showing its nodes; returns its last state."""
+    node_types = _node_types(api, str(execution.get("workflowId", "")))
+    events_path = f"/api/workflows/execute/{execution['id']}/events"
+    view = _LiveView(execution, node_types)
     seen: dict[str, str] = {}
-    while True:
-        for line in change_lines(seen, execution, node_types):
-            print(line, file=sys.stderr, flush=True)
-        if execution.get("state") in TERMINAL_STATES:
-            return execution
-        time.sleep(WATCH_INTERVAL_SECONDS)
-        execution = api.data("GET", path)
+
+    def show(current: dict[str, Any]) -> None:
+        view.execution = current
+        if not live:
+            for line in change_lines(seen, current, node_types):
+                print(line, file=sys.stderr, flush=True)
+
+    def follow_events() -> dict[str, Any]:
+        current, after, wait = execution, 0, 0
+        show(current)
+        while True:  # until the terminal event, always the last one
+            params = {"after": str(after), "limit": str(EVENTS_PER_REQUEST), "waitSeconds": str(wait)}
+            page = api.data("GET", events_path, params=params)
+            events: list[dict[str, Any]] = page.get("events") or []
+            current = followed(current, events, node_types)
+            after = int(page.get("lastSeq") or after)
+            show(current)
+            if any(event["type"] in TERMINAL_EVENTS for event in events):
+                break
+            # A full page: more are waiting, read on at once; else wait for the next one.
+            wait = 0 if len(events) == EVENTS_PER_REQUEST else WATCH_WAIT_SECONDS
+        return current
+
+    if not live:
+        return follow_events()
+    from rich.console import Console
+    from rich.live import Live
+
+    with Live(view, console=Console(stderr=True), refresh_per_second=4):
+        return follow_events()
 
 
 def finish(execution: dict[str, Any]) -> int:
@@ -172,7 +252,8 @@ def finish(execution: dict[str, Any]) -> int:
         print_json(execution.get("output"))
         return EXIT_OK
     if state == "CANCELED":
-        print(f"stepwise: execution {execution.get('id')} was canceled", file=sys.stderr)
+        by = f" by {execution['canceledBy']}" if execution.get("canceledBy") else ""
+        print(f"stepwise: execution {execution.get('id')} was canceled{by}", file=sys.stderr)
         return EXIT_CANCELED
     print(f"stepwise: execution {execution.get('id')} failed: {execution.get('error')}", file=sys.stderr)
     return EXIT_FAILED
@@ -184,9 +265,12 @@ def follow(api: Api, execution_id: str) -> int:
     A live table when stdout and stderr are a terminal, one line per change otherwise. Ctrl-C stops
     watching, not the execution.
     """
-    execution: dict[str, Any] = api.data("GET", f"/api/workflows/execute/{execution_id}")
+    path = f"/api/workflows/execute/{execution_id}"
+    execution: dict[str, Any] = api.data("GET", path)
     try:
-        execution = watch(api, execution, live=sys.stdout.isatty() and sys.stderr.isatty())
+        watched = watch(api, execution, live=sys.stdout.isatty() and sys.stderr.isatty())
+        # The output and the error as the execution records them (the events carry no derived output).
+        execution = {**api.data("GET", path), "canceledBy": watched.get("canceledBy")}
     except KeyboardInterrupt:
         print(
             f"\nstepwise: stopped watching; the execution goes on: stepwise execution watch {execution_id}",

@@ -6,23 +6,26 @@ The log stores what happened once, as events; a line such as ``Node started: set
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from stepwise.models.events import Event
 from stepwise.models.execution import LogLevel, LogLine
 from stepwise.models.workflow import WorkflowDefinition
 
-
-def _label(definition: WorkflowDefinition | None, node_id: str) -> str:
-    if definition is None:
-        return node_id
-    node = next((node for node in definition.nodes if node.id == node_id), None)
-    if node is None:
-        return node_id
-    return f"{node.name} ({node.type})" if node.name else node.type
+Label = Callable[[str], str]
 
 
-def _message(event: Event, definition: WorkflowDefinition | None) -> tuple[LogLevel, str] | None:
+def labels(definition: WorkflowDefinition | None) -> Label:
+    """How a node is named in its lines: ``name (type)``, or its type; its id when the definition is unknown."""
+    named = (
+        {node.id: f"{node.name} ({node.type})" if node.name else node.type for node in definition.nodes}
+        if definition
+        else {}
+    )
+    return lambda node_id: named.get(node_id, node_id)
+
+
+def _message(event: Event, label: Label) -> tuple[LogLevel, str] | None:
     who = event.by.name if event.by else "someone"
     match event.type:
         case "log":
@@ -48,7 +51,7 @@ def _message(event: Event, definition: WorkflowDefinition | None) -> tuple[LogLe
         case "execution.canceled":
             return "info", f"Execution canceled by {who}"
         case "node.started":
-            return "info", f"Node started: {_label(definition, event.nodeId or '')}, run {event.run}"
+            return "info", f"Node started: {label(event.nodeId or '')}, run {event.run}"
         case "node.completed":
             return "info", f"Node completed in {event.durationMs} ms"
         case "node.failed" if event.error == "canceled":
@@ -66,10 +69,10 @@ def _belongs_to_node(event: Event) -> bool:
     )
 
 
-def log_lines(events: Iterable[Event], definition: WorkflowDefinition | None) -> Iterator[LogLine]:
-    """The log lines of ``events``, in their order."""
+def log_lines(events: Iterable[Event], label: Label) -> Iterator[LogLine]:
+    """The log lines of ``events``, in their order (``label`` names a node: see :func:`labels`)."""
     for event in events:
-        said = _message(event, definition)
+        said = _message(event, label)
         if said is None:
             continue
         level, message = said

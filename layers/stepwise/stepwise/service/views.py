@@ -21,7 +21,7 @@ from stepwise.models.execution import LogLine, NodeStateView, WorkflowExecution
 from stepwise.models.records import ExecutionRecord, Group, NodeItem, VariableItem
 from stepwise.models.workflow import WorkflowDefinition
 from stepwise.service.executions import execution_record
-from stepwise.service.log_lines import log_lines
+from stepwise.service.log_lines import labels, log_lines
 from stepwise.service.variables import LoadValue
 from stepwise.store import Store, terminal
 
@@ -44,8 +44,9 @@ def _newest_lines(groups: Iterable[Group], definition: WorkflowDefinition | None
     """The newest log lines: group after group, from the newest back, until there are enough."""
     chunks: list[list[LogLine]] = []
     count = 0
+    label = labels(definition)
     for group in groups:
-        lines = list(log_lines(group.events, definition))
+        lines = list(log_lines(group.events, label))
         chunks.append(lines)
         count += len(lines)
         if count >= MAX_LOG_LINES:
