@@ -281,3 +281,126 @@ def test_a_node_that_sets_one_small_variable_costs_three_writes_and_two_reads_wh
     assert item_bytes(group_item) <= 4096 and item_bytes(store.get(key, "VAR#name")) <= 4096  # 1 RCU each
     # and the item the cancel poll reads stays small (1 RCU), whatever the variables weigh
     assert item_bytes(store.get(key, "EXECUTION")) <= 1024
+
+
+# --- executions written before the log ----------------------------------------------------------------
+
+T0, T1, T2 = "2030-01-01T00:00:00.000Z", "2030-01-01T00:00:00.010Z", "2030-01-01T00:00:00.013Z"
+
+
+def write_the_old_way(store: Any, workflow_id: str, execution_id: str, state: str, **fields: Any) -> None:
+    """An execution as the code before the log wrote it: one item with the variables, RUN# and LOG# items."""
+    from stepwise.store.codec import to_json
+    from stepwise.store.executions import index_keys
+    from stepwise.store.table import Put
+
+    key = f"EXECUTION#{execution_id}"
+    record = {
+        "PK": key,
+        "SK": "EXECUTION",
+        **index_keys("alice", workflow_id, execution_id),
+        "id": execution_id,
+        "workflowId": workflow_id,
+        "workflowVersion": 1,
+        "owner": "alice",
+        "state": state,
+        "startedAt": T0,
+        "startedBy": "alice",
+        "variables": to_json({"name": "Ada"}),
+        "nodeRuns": 0,
+        "maxNodeRuns": 1000,
+        "pauseRequested": False,
+        "revision": 2,
+        "cursor": "greet",
+        **fields,
+    }
+    store.put(Put(record))
+    store.put(Put({"PK": key, "SK": f"LOG#{T0}#ab12", "logs": to_json([line(None, "Execution started", T0)])}))
+
+
+def line(node: str | None, message: str, at: str) -> dict[str, Any]:
+    return {"nodeId": node, "message": message, "level": "info", "timestamp": at}
+
+
+def test_an_execution_written_before_the_log_reads_the_same_after_the_migration(
+    api: Any, parts: tuple[Any, Any, Any]
+) -> None:
+    from stepwise.store.codec import to_json
+    from stepwise.store.migrations import index_everything
+    from stepwise.store.table import Put
+    from tests.support.builders import simple_workflow
+
+    _, _, store = parts
+    workflow_id = api.post("/api/workflows", json_body=simple_workflow()).body["data"]["id"]
+    execution_id = "exe_01J00000000000000000000A01"
+    write_the_old_way(
+        store,
+        workflow_id,
+        execution_id,
+        "COMPLETED",
+        completedAt=T2,
+        nodeRuns=1,
+        variables=to_json({"name": "Ada", "greeting": "Hello Ada"}),
+        cursor=None,
+    )
+    run = {
+        "run": 1,
+        "nodeId": "greet",
+        "state": "COMPLETED",
+        "startedAt": T1,
+        "completedAt": T2,
+        "output": {"greeting": "Hello Ada"},
+        "logs": [
+            line("greet", "Node started: setVariables, run 1", T1),
+            line("greet", "Node completed in 3 ms", T2),
+            line(None, "Execution completed", T2),
+        ],
+    }
+    store.put(Put({"PK": f"EXECUTION#{execution_id}", "SK": "RUN#000001", "body": to_json(run)}))
+    before = api.get(f"/api/workflows/execute/{execution_id}")
+    assert before.status == 404 and "stepwise.store.migrations" in before.body["error"]
+
+    # When the migration runs (twice: the second finds nothing to do)
+    first, again = index_everything(store), index_everything(store)
+
+    # Then the execution reads as it did, its history is a log, and the old items are gone
+    assert (first.logs, again.logs) == (1, 0)
+    view = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert (view["state"], view["completedAt"], view["startedByName"]) == ("COMPLETED", T2, "alice")
+    assert view["variables"] == {"name": "Ada", "greeting": "Hello Ada"}
+    assert view["output"] == {"greeting": "Hello Ada"}
+    greet = view["nodeStates"]["greet"]
+    assert (greet["state"], greet["startedAt"], greet["completedAt"], greet["runs"]) == ("COMPLETED", T1, T2, 1)
+    assert greet["output"] == {"greeting": "Hello Ada"}
+    assert [entry["message"] for entry in view["logs"]] == [
+        "Execution started",
+        "Node started: setVariables, run 1",
+        "Node completed in 3 ms",
+        "Execution completed",
+    ]
+    events = api.get(f"/api/workflows/execute/{execution_id}/events").body["data"]["events"]
+    assert [e["type"] for e in events] == [
+        "execution.started",
+        "execution.running",
+        "node.started",
+        "node.completed",
+        "execution.completed",
+    ]
+    kinds = {item["SK"].split("#")[0] for item in store.query(f"EXECUTION#{execution_id}")}
+    assert kinds == {"EXECUTION", "EVENT", "VAR", "NODE"}
+
+
+def test_an_execution_in_flight_when_migrated_goes_on_from_its_log(api: Any, parts: tuple[Any, Any, Any]) -> None:
+    from stepwise.store.migrations import index_everything
+    from tests.support.builders import simple_workflow
+
+    runner, step_limits, store = parts
+    workflow_id = api.post("/api/workflows", json_body=simple_workflow()).body["data"]["id"]
+    execution_id = "exe_01J00000000000000000000A02"
+    write_the_old_way(store, workflow_id, execution_id, "RUNNING")
+
+    index_everything(store)
+
+    assert runner.step(store, step_limits, execution_id)["status"] == "done"
+    view = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert (view["state"], view["variables"]["greeting"]) == ("COMPLETED", "Hello Ada")

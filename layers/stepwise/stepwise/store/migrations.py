@@ -5,7 +5,10 @@
 - executions get their ``GSI2`` key (listing by owner alone, ``GET /api/executions``); without it they are
   still listed by workflow, but not across workflows;
 - agents get ``usedBy``, the workflows whose current version calls them, so that deleting an agent in use
-  is refused.
+  is refused;
+- executions written before the event log (variables on the execution item, ``RUN#`` and ``LOG#`` items) get
+  their log, variables and node runs (:mod:`stepwise.store.legacy_executions`); until then their GET is a 404
+  that says to run this.
 
 It reads the whole table once (a Scan: this is the one place that may) and writes only what is missing, each
 write conditional, so running it twice, or while the API serves requests, is harmless. Usage, with the
@@ -22,7 +25,8 @@ from dataclasses import dataclass
 from stepwise.models.workflow import WorkflowView
 from stepwise.store.agents import used_by
 from stepwise.store.errors import ConditionFailed
-from stepwise.store.executions import EXECUTION, index_keys
+from stepwise.store.executions import EXECUTION, ExecutionStore, index_keys
+from stepwise.store.legacy_executions import log_execution, needs_log
 from stepwise.store.table import Table
 from stepwise.store.workflows import CURRENT, workflow_view
 
@@ -33,20 +37,26 @@ class Migrated:
 
     executions: int = 0
     agent_uses: int = 0
+    logs: int = 0
 
 
 def index_everything(table: Table) -> Migrated:
-    """Add the ``GSI2`` key to executions that lack it and record every workflow on the agents it calls."""
+    """Add the ``GSI2`` key to executions that lack it, record every workflow on the agents it calls, and give
+    executions written before the event log their log."""
     done = Migrated()
+    store = ExecutionStore(table.table, retention_days=table.retention_days, client=table.client)
     items = table.scan(
-        "(SK = :execution AND attribute_not_exists(GSI2PK)) OR SK = :workflow",
+        "(SK = :execution AND (attribute_not_exists(GSI2PK) OR attribute_not_exists(seq))) OR SK = :workflow",
         values={":execution": EXECUTION, ":workflow": CURRENT},
     )
     for item in items:
-        if item["SK"] == EXECUTION:
-            done.executions += _index_execution(table, item)
-        else:
+        if item["SK"] != EXECUTION:
             done.agent_uses += _record_agent_uses(table, workflow_view(item))
+            continue
+        if "GSI2PK" not in item:
+            done.executions += _index_execution(table, item)
+        if needs_log(item):
+            done.logs += log_execution(store, item)
     return done
 
 
@@ -85,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", required=True, help="the stack's StepwiseTableName output")
     arguments = parser.parse_args(argv)
     done = index_everything(Table(arguments.table))
-    print(f"executions indexed by owner: {done.executions}; agent uses recorded: {done.agent_uses}")
+    print(
+        f"executions indexed by owner: {done.executions}; agent uses recorded: {done.agent_uses}; "
+        f"executions given their event log: {done.logs}"
+    )
     return 0
 
 
