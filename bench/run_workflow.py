@@ -119,6 +119,7 @@ def _nodes(sizes: list[int], kind: str) -> None:
 
     from moto import mock_aws
 
+    from stepwise.local.auth import LocalTokenIssuer
     from stepwise.local.events import http_api_event
     from stepwise.local.lambda_routing import LocalLambdaContext
     from stepwise.local.stack import provision, running
@@ -127,8 +128,11 @@ def _nodes(sizes: list[int], kind: str) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Agent)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    issuer = LocalTokenIssuer()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), issuer.serving():
         deployment = provision(PROJECT_DIR)
+        deployment.environment.update(issuer.api_environment())
+        authorization = f"Bearer {issuer.token('bench')}"
         runner_name = deployment.function_names["NodeRunnerFunction"]
         original_resolver = deployment.handler_for
         invocations: Counter[str] = Counter()
@@ -159,9 +163,8 @@ def _nodes(sizes: list[int], kind: str) -> None:
                 event = http_api_event(
                     method,
                     path,
-                    headers={"content-type": "application/json"},
+                    headers={"content-type": "application/json", "authorization": authorization},
                     body=json.dumps(body) if body is not None else None,
-                    claims={"sub": "bench"},
                 )
                 answer = api_handler(event, context)
                 return json.loads(answer["body"])

@@ -1,4 +1,8 @@
-"""Fixtures shared by every test: fake AWS credentials, moto, the deployed local resources, an API client."""
+"""Fixtures shared by every test: fake AWS credentials, moto, the deployed local resources, an API client.
+
+The API function checks bearer tokens itself; in process, they come from a test issuer whose keys are served
+on 127.0.0.1 (:class:`stepwise.local.auth.LocalTokenIssuer`), so a test names any user it likes.
+"""
 
 from __future__ import annotations
 
@@ -36,10 +40,15 @@ class ApiAnswer:
 
 
 class ApiClient:
-    """Sends HTTP API 2.0 events, built as API Gateway builds them, to the API function's handler."""
+    """Sends HTTP API 2.0 events, built as API Gateway builds them, to the API function's handler.
 
-    def __init__(self, handler: Any) -> None:
+    ``user`` (and ``groups``) become a bearer token of the test issuer; ``user=None`` sends none, and an
+    ``authorization`` header given in ``headers`` is sent as it is.
+    """
+
+    def __init__(self, handler: Any, issuer: Any) -> None:
         self.handler = handler
+        self.issuer = issuer
 
     def request(
         self,
@@ -56,9 +65,11 @@ class ApiClient:
         from stepwise.local.lambda_routing import LocalLambdaContext
 
         body = raw_body if raw_body is not None else (json.dumps(json_body) if json_body is not None else None)
-        all_headers = {"content-type": "application/json", **(headers or {})}
-        claims = None if user is None else {"sub": user, "cognito:groups": groups or [], "token_use": "id"}
-        event = http_api_event(method, path, headers=all_headers, body=body, claims=claims)
+        all_headers = {"content-type": "application/json"}
+        if user is not None:
+            all_headers["authorization"] = f"Bearer {self.issuer.token(user, groups or ())}"
+        all_headers.update({name.lower(): value for name, value in (headers or {}).items()})
+        event = http_api_event(method, path, headers=all_headers, body=body)
         context = LocalLambdaContext(
             function_name="stepwise-local-ApiFunction",
             invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:stepwise-local-ApiFunction",
@@ -86,8 +97,17 @@ class ApiClient:
         return self.request("DELETE", path, **kwargs)
 
 
+@pytest.fixture(scope="session")
+def token_issuer() -> Iterator[Any]:
+    """The issuer of the tests' bearer tokens, its keys served on 127.0.0.1 for the whole session."""
+    from stepwise.local.auth import LocalTokenIssuer
+
+    with LocalTokenIssuer().serving() as issuer:
+        yield issuer
+
+
 @pytest.fixture
-def aws() -> Iterator[Any]:
+def aws(token_issuer: Any) -> Iterator[Any]:
     """moto with real ASL execution, the template's resources deployed, Lambda routed to our handlers."""
     from moto import mock_aws
 
@@ -95,10 +115,11 @@ def aws() -> Iterator[Any]:
 
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         deployment = provision(PROJECT_DIR, REGION)
+        deployment.environment.update(token_issuer.api_environment())
         with running(deployment):
             yield deployment
 
 
 @pytest.fixture
-def api(aws: Any) -> ApiClient:
-    return ApiClient(aws.handler_for(aws.function_names["ApiFunction"]))
+def api(aws: Any, token_issuer: Any) -> ApiClient:
+    return ApiClient(aws.handler_for(aws.function_names["ApiFunction"]), token_issuer)

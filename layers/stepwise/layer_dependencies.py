@@ -18,9 +18,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-# The AWS SDK the Lambda Python runtime provides, and what only it depends on (python-dateutil, six).
-# jmespath and urllib3 stay: Powertools and requests ask for them, at the versions the tests ran.
-RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "python-dateutil", "six"})
+# The AWS SDK the Lambda Python runtime provides. What it depends on stays when something of ours asks for
+# it too, at the version the tests ran: jmespath (Powertools), urllib3 (requests), python-dateutil and six
+# (croniter).
+RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
 
 
 def canonical(name: str) -> str:

@@ -105,8 +105,15 @@ def test_a_workflow_runs_to_completed_through_the_deployed_api(outputs: dict[str
 
 
 def test_identity_is_enforced_by_the_deployed_api(outputs: dict[str, str], alice: str, mallory: str) -> None:
-    assert _call(outputs, "GET", "/api/workflows", None).status_code == 401
-    assert _call(outputs, "GET", "/api/workflows", "not-a-jwt").status_code == 401
+    # The function checks tokens itself (no authorizer), so every 401 is the envelope and says why.
+    missing = _call(outputs, "GET", "/api/workflows", None)
+    assert (missing.status_code, missing.json()) == (
+        401,
+        {"success": False, "error": "No token: send the header 'Authorization: Bearer <token>'"},
+    )
+    malformed = _call(outputs, "GET", "/api/workflows", "not-a-jwt")
+    assert malformed.status_code == 401
+    assert malformed.json()["error"].startswith("The token is not a JWT")
     assert _call(outputs, "GET", "/api/openapi.json", None).status_code == 200
     workflow = _call(
         outputs,

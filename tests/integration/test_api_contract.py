@@ -19,6 +19,8 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UNKNOWN_EXECUTION = "exe_01JD3Z6Q4W8XK2V5N7R9T1B3C5"
 UNKNOWN_WORKFLOW = "wf_01JD3Z6Q4W8XK2V5N7R9T1B3C5"
 UNKNOWN_AGENT = "ag_01JD3Z6Q4W8XK2V5N7R9T1B3C5"
+UNKNOWN_SCHEDULE = "sch_01JD3Z6Q4W8XK2V5N7R9T1B3C5"
+NO_TOKEN = {"success": False, "error": "No token: send the header 'Authorization: Bearer <token>'"}
 
 
 def create_workflow(api: Any, definition: dict[str, Any] | None = None, user: str = "alice") -> str:
@@ -414,6 +416,7 @@ ROUTES = [
     ("DELETE", "/api/agents/{agent}"),
 ]
 COLLECTION_ROUTES = [
+    ("GET", "/api/executions"),
     ("GET", "/api/workflows"),
     ("POST", "/api/workflows"),
     ("GET", "/api/agents"),
@@ -439,12 +442,26 @@ def _body_for(path: str) -> dict[str, Any] | None:
     return simple_workflow()
 
 
-@pytest.mark.parametrize(("method", "template"), ROUTES + COLLECTION_ROUTES)
-def test_no_claims_is_401_on_every_route(api: Any, alices_things: dict[str, str], method: str, template: str) -> None:
-    path = template.format(**alices_things)
-    answer = api.request(method, path, user=None, json_body=_body_for(path))
-    assert answer.status == 401
-    assert answer.body["success"] is False and "Unauthorized" in answer.body["error"]
+def documented_operations(api: Any) -> list[tuple[str, str]]:
+    """Every (method, path template) the OpenAPI document describes."""
+    paths = api.get("/api/openapi.json", user=None).body["paths"]
+    return [(method.upper(), path) for path, operations in paths.items() for method in operations]
+
+
+def test_no_token_is_a_401_in_the_envelope_on_every_documented_route(api: Any, alices_things: dict[str, str]) -> None:
+    ids = {
+        "workflowId": alices_things["workflow"],
+        "executionId": alices_things["execution"],
+        "agentId": alices_things["agent"],
+        "scheduleId": UNKNOWN_SCHEDULE,
+    }
+    operations = documented_operations(api)
+    assert len(operations) == 22
+    for method, template in operations:
+        path = template.format(**ids)
+        answer = api.request(method, path, user=None, json_body=_body_for(path))
+        assert (answer.status, answer.body) == (401, NO_TOKEN), f"{method} {path}"
+        assert answer.headers["www-authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize(("method", "template"), ROUTES)
@@ -629,3 +646,220 @@ def test_a_start_lost_to_a_network_error_ends_failed_not_pending(api: Any, monke
     execution = start_that_fails(api)
 
     assert "Could not connect" in execution["error"]
+
+
+def test_every_documented_answer_is_declared_and_an_error_is_the_envelope(api: Any) -> None:
+    document = api.get("/api/openapi.json", user=None).body
+    success = {"post /api/workflows/execute/{workflowId}": "202", "post /api/workflows": "201"}
+    success |= {"post /api/agents": "201", "post /api/workflows/{workflowId}/schedules": "201"}
+
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            expected = success.get(f"{method} {path}", "200")
+            assert codes == {expected, "400", "401", "403", "404", "409", "500"}, f"{method} {path}"
+            assert "$ref" in operation["responses"][expected]["content"]["application/json"]["schema"]
+            for code in codes - {expected}:
+                schema = operation["responses"][code]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}, f"{method} {path} {code}"
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+# --- 401: what is wrong with the token ------------------------------------------------------------
+
+
+def test_each_bad_token_is_a_401_that_says_what_is_wrong(api: Any, token_issuer: Any) -> None:
+    from stepwise.local.auth import LocalTokenIssuer
+
+    stranger = LocalTokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience)
+    stranger_same_kid = stranger.token("alice")
+    stranger.key_id = "another-key"
+    cases = {
+        "not-a-jwt": "The token is not a JWT: expected three base64url parts joined by dots",
+        stranger_same_kid: "The token's signature is invalid: it was not signed by this API's user pool",
+        stranger.token("alice"): (
+            "The token's signature is invalid: it was not signed by a key of this API's user pool"
+        ),
+        token_issuer.token("alice", iat=1_700_000_000, exp=1_700_003_600): (
+            "The token expired at 2023-11-14T23:13:20.000Z; get a new one"
+        ),
+        token_issuer.token("alice", iss="https://issuer.example.com/pool"): (
+            "The token was issued by 'https://issuer.example.com/pool', not by this API's user pool"
+        ),
+        token_issuer.token("alice", aud="some-other-client"): (
+            "The token is for client 'some-other-client', not for this API's app client"
+        ),
+        token_issuer.token(""): "The token names no user: it has no 'sub' claim",
+    }
+
+    for token, message in cases.items():
+        answer = api.get("/api/workflows", user=None, headers={"Authorization": f"Bearer {token}"})
+
+        assert (answer.status, answer.body) == (401, {"success": False, "error": message})
+        assert answer.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("POST", "/api/workflows", {"raw_body": '{"name": '}),
+        ("POST", "/api/workflows", {}),
+        ("GET", "/api/workflows?limit=0", {}),
+        ("GET", "/api/workflows?version=1", {}),
+        ("GET", f"/api/workflows/execute/{UNKNOWN_WORKFLOW}", {}),
+        ("GET", "/api/nothing-here", {}),
+    ],
+)
+def test_a_request_without_a_token_is_a_401_whatever_else_is_wrong(
+    api: Any, method: str, path: str, kwargs: dict[str, Any]
+) -> None:
+    answer = api.request(method, path, user=None, **kwargs)
+
+    assert (answer.status, answer.body) == (401, NO_TOKEN)
+
+
+# --- requests that say what to fix ----------------------------------------------------------------
+
+
+def test_an_unknown_query_parameter_is_a_400_that_names_it(api: Any) -> None:
+    workflow_id = create_workflow(api)
+    api.put(f"/api/workflows/{workflow_id}", json_body=simple_workflow(name="v2"))
+
+    answer = api.get(f"/api/workflows/{workflow_id}?version=1")
+
+    assert (answer.status, answer.body["error"]) == (
+        400,
+        "unknown query parameter 'version' for GET /api/workflows/{workflowId}; it takes none",
+    )
+    listing = api.get("/api/workflows?limit=5&sort=name&page=2")
+    assert listing.status == 400
+    assert listing.body["error"] == (
+        "unknown query parameters 'page', 'sort' for GET /api/workflows; it takes limit, cursor"
+    )
+    assert api.get(f"/api/workflows/{workflow_id}/executions?state=RUNNING&limit=5").status == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/workflows"),
+        ("PUT", "/api/workflows/{workflow}"),
+        ("POST", "/api/agents"),
+        ("PUT", "/api/agents/{agent}"),
+        ("POST", "/api/workflows/{workflow}/schedules"),
+    ],
+)
+def test_a_missing_body_is_a_400_that_asks_for_json(
+    api: Any, alices_things: dict[str, str], method: str, path: str
+) -> None:
+    answer = api.request(method, path.format(**alices_things))
+
+    assert (answer.status, answer.body) == (400, {"success": False, "error": "a JSON body is required"})
+
+
+def test_a_start_needs_no_body(api: Any, alices_things: dict[str, str]) -> None:
+    assert api.post(f"/api/workflows/execute/{alices_things['workflow']}").status == 202
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "message"),
+    [
+        (
+            "GET",
+            f"/api/workflows/execute/{UNKNOWN_WORKFLOW}",
+            f"{UNKNOWN_WORKFLOW} is a workflow id, not an execution id",
+        ),
+        ("DELETE", f"/api/workflows/execute/{UNKNOWN_AGENT}", f"{UNKNOWN_AGENT} is an agent id, not an execution id"),
+        (
+            "POST",
+            f"/api/workflows/execute/{UNKNOWN_EXECUTION}",
+            f"{UNKNOWN_EXECUTION} is an execution id, not a workflow id",
+        ),
+        ("GET", f"/api/workflows/{UNKNOWN_EXECUTION}", f"{UNKNOWN_EXECUTION} is an execution id, not a workflow id"),
+        ("GET", f"/api/agents/{UNKNOWN_WORKFLOW}", f"{UNKNOWN_WORKFLOW} is a workflow id, not an agent id"),
+        (
+            "GET",
+            f"/api/workflows/{UNKNOWN_WORKFLOW}/schedules/{UNKNOWN_EXECUTION}",
+            f"{UNKNOWN_EXECUTION} is an execution id, not a schedule id",
+        ),
+    ],
+)
+def test_an_id_of_the_wrong_kind_is_a_404_that_says_what_it_is(api: Any, method: str, path: str, message: str) -> None:
+    answer = api.request(method, path)
+
+    assert (answer.status, answer.body) == (404, {"success": False, "error": message})
+
+
+def test_a_real_workflow_id_where_an_execution_id_belongs_is_still_a_404(api: Any) -> None:
+    workflow_id = create_workflow(api)
+
+    answer = api.get(f"/api/workflows/execute/{workflow_id}")
+
+    assert (answer.status, answer.body["error"]) == (404, f"{workflow_id} is a workflow id, not an execution id")
+
+
+@pytest.mark.parametrize("field", ["timeoutSeconds", "retry"])
+def test_a_node_field_inside_config_gets_a_hint(api: Any, field: str) -> None:
+    value = 5 if field == "timeoutSeconds" else {"maxAttempts": 2}
+    node = {"id": "call", "type": "httpRequest", "config": {"url": "https://e.com", field: value}}
+
+    answer = api.post("/api/workflows", json_body={"name": "misplaced", "nodes": [node]})
+
+    assert answer.status == 400
+    assert answer.body["error"] == f"nodes[0] (id 'call'): config.{field}: belongs on the node, not in config"
+
+
+def test_a_config_field_beside_the_node_gets_a_hint(api: Any) -> None:
+    node = {"id": "wait", "type": "delay", "seconds": 3}
+
+    answer = api.post("/api/workflows", json_body={"name": "misplaced", "nodes": [node]})
+
+    assert (answer.status, answer.body["error"]) == (400, "nodes.0: 'seconds' belongs in config, not on the node")
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        (
+            {"id": "a b", "type": "delay", "config": {"seconds": 1}},
+            "nodes.0.id: should be 1 to 64 letters, digits, '_' or '-', not 'a b'",
+        ),
+        (
+            {"id": "call", "type": "httpRequest", "config": {"url": "https://e.com", "outputVariable": "1st"}},
+            "nodes[0] (id 'call'): config.outputVariable: should be a letter or '_' followed by letters, "
+            "digits, '_' or '-', not '1st'",
+        ),
+        (
+            {
+                "id": "ask",
+                "type": "agentTask",
+                "config": {"agentId": UNKNOWN_AGENT, "prompt": "hi", "outputVariable": "a.b"},
+            },
+            "config.outputVariable: should be a letter or '_' followed by letters, digits, '_' or '-', not 'a.b'",
+        ),
+    ],
+)
+def test_a_pattern_is_explained_in_words(api: Any, node: dict[str, Any], expected: str) -> None:
+    answer = api.post("/api/workflows", json_body={"name": "patterns", "nodes": [node]})
+
+    assert answer.status == 400
+    assert expected in answer.body["error"]
+    assert "^" not in answer.body["error"] and "[A-Za-z" not in answer.body["error"]
+
+
+def test_a_workflows_schedules_are_paged_like_every_listing(api: Any) -> None:
+    workflow_id = create_workflow(api)
+    made = [
+        api.post(f"/api/workflows/{workflow_id}/schedules", json_body={"expression": f"rate({n} hours)"})
+        for n in (2, 3, 4)
+    ]
+    newest_first = [answer.body["data"]["id"] for answer in reversed(made)]
+
+    first = api.get(f"/api/workflows/{workflow_id}/schedules?limit=2").body
+    rest = api.get(f"/api/workflows/{workflow_id}/schedules?limit=2&cursor={first['nextCursor']}").body
+
+    assert [s["id"] for s in first["data"]] == newest_first[:2]
+    assert ([s["id"] for s in rest["data"]], rest["nextCursor"]) == (newest_first[2:], None)
+    assert api.get(f"/api/workflows/{workflow_id}/schedules").body["nextCursor"] is None
+    wrong = api.get(f"/api/workflows/{workflow_id}/schedules?cursor={workflow_id}")
+    assert (wrong.status, wrong.body["error"]) == (400, "cursor: not the nextCursor of a schedule listing")

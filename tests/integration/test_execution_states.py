@@ -6,8 +6,9 @@ import io
 import re
 from typing import Any
 
-from stepwise.local.execution_states import print_state_changes
+from stepwise.local.execution_states import ExecutionStateLog, print_state_changes
 from tests.support.builders import wait_for_state
+from tests.support.streams import Writes
 
 LINE = re.compile(r"^\d\d:\d\d:\d\d execution (exe_\w+) ([A-Z]+)(?:: (.*))?$")
 
@@ -66,3 +67,26 @@ def test_nothing_is_printed_once_it_is_left(aws: Any, api: Any) -> None:
     )
 
     assert out.getvalue() == ""
+
+
+class Attribute:
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+
+class Item:
+    """moto's stored item, as the stream shard receives it."""
+
+    def __init__(self, **attributes: str) -> None:
+        self.attrs = {name: Attribute(value) for name, value in attributes.items()}
+
+
+def test_each_line_is_written_whole() -> None:
+    # The request log writes to the same stream from other threads: a line in two parts could be split.
+    out = Writes()
+    log = ExecutionStateLog(out)
+
+    log.add(None, Item(PK="EXECUTION#exe_1", SK="EXECUTION", state="PENDING"))
+
+    assert len(out.writes) == 1
+    assert LINE.match(out.writes[0].removesuffix("\n")) and out.writes[0].endswith("\n")

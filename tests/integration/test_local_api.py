@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from stepwise.local.gateway import LocalGateway
 from stepwise.local.routes import template_routes
 from stepwise.local.template import function_specs, load_template
 from stepwise.local.warm_instances import WarmInstances
+from tests.support.streams import Writes
 
 TEMPLATE = """
 Resources:
@@ -113,7 +115,7 @@ def local_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
     }
     server = bind_api_server(0)
     port = int(server.server_address[1])
-    server.gateway = LocalGateway(routes, None, None, functions, port)
+    server.gateway = LocalGateway(routes, None, functions, port)
     server.out = open("/dev/null", "w")  # noqa: SIM115 - the access log is not under test here
     listen(server, port)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -203,3 +205,21 @@ def test_a_handler_past_its_timeout_is_ended_and_a_500(local_api: LocalApi) -> N
     assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
     assert time.monotonic() - began < 10
     assert local_api.functions["StuckFunction"].count == 0
+
+
+def test_each_request_line_is_written_whole(local_api: LocalApi) -> None:
+    # The log is shared with other threads (requests beside this one, execution state lines): a line
+    # written in two parts could get another's text between them.
+    log, written = local_api.server.out, Writes()
+    local_api.server.out = written
+    try:
+        local_api.get("/work/who")
+        deadline = time.monotonic() + 5
+        while not written.writes and time.monotonic() < deadline:  # the line follows the answer
+            time.sleep(0.01)
+        time.sleep(0.05)  # and any second part of it
+    finally:
+        local_api.server.out = log
+
+    assert len(written.writes) == 1
+    assert re.fullmatch(r"\d\d:\d\d:\d\d GET /work/who 200 \d+ ms\n", written.writes[0])

@@ -1,9 +1,10 @@
 """``stepwise dev`` as a user meets it: a subprocess on free ports, driven over real HTTP with real tokens.
 
 One stack serves the whole module (it takes a few seconds to start); the last test stops it with Ctrl-C.
-Tokens come from the stack's ``POST /local/token`` (moto's Cognito). The expired token is signed with the
-key moto signs with (it ships inside moto), so only its ``exp`` is wrong: that tests the expiry check
-itself. The forged token carries the right claims and ``kid`` but is signed with a key of our own.
+Tokens come from the stack's ``POST /local/token`` (moto's Cognito); the API function checks them against
+the keys moto's server serves for the pool. The expired token is signed with the key moto signs with (it
+ships inside moto), so only its ``exp`` is wrong: that tests the expiry check itself. The forged token
+carries the right claims and ``kid`` but is signed with a key of our own.
 """
 
 from __future__ import annotations
@@ -294,25 +295,29 @@ def test_a_token_re_signed_with_moto_key_unchanged_is_accepted(stack: Stack, dem
     assert stack.call("GET", "/api/workflows", token).status_code == 200
 
 
+EXPIRED_AT = 1_700_003_600  # fixed, so every test worker collects the same test ids
+
+
 @pytest.mark.parametrize(
-    ("case", "reason"),
+    ("case", "message"),
     [
-        ("missing", None),
-        ("malformed", "the token is malformed"),
-        ("expired", "the token has expired"),
-        ("forged", "the token's signature is invalid"),
-        ("other audience", "the token does not have a valid audience"),
-        ("other issuer", "the token does not have a valid issuer"),
+        ("missing", "No token: send the header 'Authorization: Bearer <token>'"),
+        ("malformed", "The token is not a JWT: expected three base64url parts joined by dots"),
+        ("expired", "The token expired at 2023-11-14T23:13:20.000Z; get a new one"),
+        ("forged", "The token's signature is invalid: it was not signed by this API's user pool"),
+        ("other audience", "The token is for client 'some-other-client', not for this API's app client"),
+        ("other issuer", "The token was issued by 'https://issuer.example.com/pool', not by this API's user pool"),
     ],
 )
-def test_requests_without_a_valid_token_are_refused_before_the_handler(
-    stack: Stack, demo_token: str, case: str, reason: str | None
+def test_a_request_without_a_valid_token_is_a_401_that_says_why(
+    stack: Stack, demo_token: str, case: str, message: str
 ) -> None:
-    now = int(time.time())
     tokens = {
         "missing": None,
         "malformed": "not-a-jwt",
-        "expired": resigned(demo_token, moto_signing_key(), iat=now - 7200, auth_time=now - 7200, exp=now - 3600),
+        "expired": resigned(
+            demo_token, moto_signing_key(), iat=EXPIRED_AT - 3600, auth_time=EXPIRED_AT - 3600, exp=EXPIRED_AT
+        ),
         "forged": resigned(demo_token, rsa.generate_private_key(public_exponent=65537, key_size=2048)),
         "other audience": resigned(demo_token, moto_signing_key(), aud="some-other-client"),
         "other issuer": resigned(demo_token, moto_signing_key(), iss="https://issuer.example.com/pool"),
@@ -320,10 +325,9 @@ def test_requests_without_a_valid_token_are_refused_before_the_handler(
 
     answer = stack.call("GET", f"/api/workflows/execute/{'exe_' + '0' * 26}", tokens[case])
 
-    assert answer.status_code == 401
-    assert answer.json() == {"message": "Unauthorized"}
-    challenge = answer.headers.get("www-authenticate")
-    assert (challenge is None) if reason is None else (f'error_description="{reason}"' in str(challenge))
+    assert (answer.status_code, answer.json()) == (401, {"success": False, "error": message})
+    challenge = answer.headers["www-authenticate"]
+    assert challenge == "Bearer" if case == "missing" else challenge.startswith('Bearer error="invalid_token"')
 
 
 def test_another_users_execution_is_forbidden_but_an_admin_may_read_it(stack: Stack) -> None:
@@ -409,13 +413,29 @@ def test_a_token_is_not_given_to_a_page_of_another_origin(stack: Stack) -> None:
     assert ask(f"http://localhost:{stack.port}").status_code == 200
 
 
-def test_sample_events_carry_the_demo_users_real_claims(stack: Stack, demo_token: str) -> None:
-    # So `sam local invoke -e events/api-start-execution.json` starts the demo as its owner.
-    event = json.loads((PROJECT_DIR / "events" / "api-start-execution.json").read_text())
-    claims = event["requestContext"]["authorizer"]["jwt"]["claims"]
+@pytest.mark.parametrize("name", sorted(path.name for path in (PROJECT_DIR / "events").glob("api-*.json")))
+def test_sample_events_carry_a_token_of_the_demo_user_that_the_stack_accepts(
+    stack: Stack, demo_token: str, name: str
+) -> None:
+    # So `sam local invoke -e events/api-start-execution.json --env-vars events/env.json` acts as the demo's owner.
+    event = json.loads((PROJECT_DIR / "events" / name).read_text())
+    token = event["headers"]["authorization"].removeprefix("Bearer ")
+    claims = jwt.decode(token, options={"verify_signature": False})
     real = jwt.decode(demo_token, options={"verify_signature": False})
 
     assert {k: claims[k] for k in ("sub", "iss", "aud")} == {k: real[k] for k in ("sub", "iss", "aud")}
+    assert stack.call("GET", "/api/workflows", token).status_code == 200
+
+
+def test_env_json_names_the_local_stacks_user_pool(stack: Stack, demo_token: str) -> None:
+    settings = json.loads((PROJECT_DIR / "events" / "env.json").read_text())["Parameters"]
+    real = jwt.decode(demo_token, options={"verify_signature": False})
+    pool = real["iss"].rsplit("/", 1)[1]
+
+    assert (settings["JWT_ISSUER"], settings["JWT_AUDIENCE"]) == (real["iss"], real["aud"])
+    assert settings["JWKS_URL"] == f"http://host.docker.internal:3001/{pool}/.well-known/jwks.json"
+    keys = requests.get(f"http://127.0.0.1:{stack.aws_port}/{pool}/.well-known/jwks.json", timeout=10)
+    assert [key["kid"] for key in keys.json()["keys"]] == ["dummy"]
 
 
 # ------------------------------------------------------------------------------------------ the CLI
@@ -499,6 +519,129 @@ def test_cli_exits_4_when_the_api_cannot_be_reached(stack: Stack) -> None:
     assert result.returncode == 4
     assert "cannot reach http://127.0.0.1:" in result.stderr
     assert "is `make dev` running?" in result.stderr
+    assert "--url" in result.stderr
+    assert "STEPWISE_URL" in result.stderr
+
+
+def test_cli_execution_watch_follows_a_run_it_did_not_start(stack: Stack) -> None:
+    # Given a run started over plain HTTP (as curl or a schedule would), with a 1 s delay in it
+    token = stack.token("onlooker")
+    waits = workflow(
+        stack,
+        token,
+        {
+            "name": "waits a second",
+            "nodes": [
+                {"id": "pause", "type": "delay", "config": {"seconds": 1}},
+                {"id": "after", "type": "setVariables", "config": {"values": {"done": True}}},
+            ],
+        },
+    )
+    execution_id = stack.call("POST", f"/api/workflows/execute/{waits}", token).json()["data"]["executionId"]
+
+    # When someone watches it by its id
+    result = stack.cli("execution", "watch", execution_id, token=token)
+
+    # Then the run's view to its end: the output on stdout, each node with its real duration, exit 0
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"done": True}
+    assert re.search(r"node pause \[delay\] COMPLETED \(1\.\d s\): Node completed in 1\d{3} ms", result.stderr)
+    assert f"execution {execution_id} COMPLETED" in result.stderr
+
+
+def test_cli_quiet_create_prints_only_the_id(stack: Stack) -> None:
+    token = stack.token("scripter")
+    definition = {"name": "q", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}}]}
+    path = stack.stderr.parent / "quiet.json"
+    path.write_text(json.dumps(definition))
+
+    result = stack.cli("workflow", "create", "-q", str(path), token=token)
+
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"wf_[0-9A-Z]{26}\n", result.stdout)
+    assert stack.call("GET", f"/api/workflows/{result.stdout.strip()}", token).status_code == 200
+
+
+def test_cli_var_keeps_what_was_typed(stack: Stack) -> None:
+    token = stack.token("typist")
+    echo = workflow(
+        stack,
+        token,
+        {"name": "echo", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"seen": True}}}]},
+    )
+
+    started = stack.cli(
+        "run", echo, "--var", "id=1e3", "--var", "n=5", "--var", "v=1.0", "--var", "zip=007", token=token
+    )
+
+    assert started.returncode == 0, started.stderr
+    variables = stack.wait_for_end(started.stdout.strip(), token)["variables"]
+    assert variables == {"id": "1e3", "n": 5, "v": "1.0", "zip": "007", "seen": True}
+
+
+# -------------------------------------------------------------------------------------- the examples
+# The stack runs on a port of its own (not make dev's default), so these show the examples need none.
+
+
+def example(name: str) -> str:
+    return str(PROJECT_DIR / "examples" / name)
+
+
+def test_the_fetch_and_branch_example_takes_either_branch(stack: Stack) -> None:
+    token = stack.token("brancher")
+    created = stack.cli(
+        "workflow",
+        "create",
+        "-q",
+        example("fetch-and-branch.yaml"),
+        "--set",
+        f"variables.base={stack.url}",
+        token=token,
+    )
+    assert created.returncode == 0, created.stderr
+    workflow_id = created.stdout.strip()
+
+    found = stack.cli("run", workflow_id, "--watch", token=token)
+    missing = stack.cli("run", workflow_id, "--var", f"base={stack.url}/nothing", "--watch", token=token)
+
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout) == {"result": "read stepwise API", "status": 200}
+    assert missing.returncode == 0, missing.stderr
+    assert json.loads(missing.stdout) == {"result": "gave up: HTTP 404", "status": 404}
+
+
+def test_the_agent_and_approval_examples_run(stack: Stack, demo_token: str) -> None:
+    # The agent example, given the demo agents' URL the banner prints, answers a node
+    agents_url = re.search(r"\(openai-chat\) at (http://127\.0\.0\.1:\d+)", stack.stdout.read_text())
+    assert agents_url, stack.output()
+    agent = stack.cli(
+        "agent", "create", "-q", example("agent.yaml"), "--set", f"endpoint={agents_url[1]}/json", token=demo_token
+    )
+    assert agent.returncode == 0, agent.stderr
+    asks = workflow(
+        stack,
+        demo_token,
+        {
+            "name": "asks",
+            "nodes": [
+                {"id": "ask", "type": "agentTask", "config": {"agentId": agent.stdout.strip(), "prompt": "great"}}
+            ],
+        },
+    )
+    asked = stack.cli("run", asks, "--watch", token=demo_token)
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["ask"]["sentiment"] == "positive"
+
+    # The approval example waits for a resume, then publishes
+    approval = stack.cli("workflow", "create", "-q", example("approval.json"), token=demo_token)
+    assert approval.returncode == 0, approval.stderr
+    execution_id = stack.cli("run", approval.stdout.strip(), token=demo_token).stdout.strip()
+    deadline = time.monotonic() + RUN_DEADLINE_SECONDS
+    while stack.call("GET", f"/api/workflows/execute/{execution_id}", demo_token).json()["data"]["state"] != "PAUSED":
+        assert time.monotonic() < deadline, "the approval example never paused"
+        time.sleep(0.1)
+    assert stack.cli("execution", "resume", execution_id, token=demo_token).returncode == 0
+    assert stack.wait_for_end(execution_id, demo_token)["output"]["published"].startswith("Demo reply")
 
 
 def test_cli_without_a_token_is_a_usage_error(stack: Stack) -> None:
@@ -506,6 +649,119 @@ def test_cli_without_a_token_is_a_usage_error(stack: Stack) -> None:
 
     assert result.returncode == 2
     assert "no token" in result.stderr
+
+
+# ------------------------------------------------------------ finding runs, agents in use, pause and resume
+
+
+def wait_for_state(stack: Stack, execution_id: str, token: str, state: str) -> dict[str, Any]:
+    deadline = time.monotonic() + RUN_DEADLINE_SECONDS
+    while (execution := stack.call("GET", f"/api/workflows/execute/{execution_id}", token).json()["data"])[
+        "state"
+    ] != state:
+        assert time.monotonic() < deadline, f"never {state}: {execution}"
+        time.sleep(0.1)
+    return dict(execution)
+
+
+def test_any_run_is_found_across_workflows_by_filter_and_start_time(stack: Stack) -> None:
+    token, admin = stack.token("finder"), stack.token("finder-auditor", admin=True)
+    quick = {"name": "quick", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}}]}
+    first, second, slow = workflow(stack, token, quick), workflow(stack, token, quick), slow_workflow(stack, token)
+    done = [
+        stack.call("POST", f"/api/workflows/execute/{wf}", token).json()["data"]["executionId"]
+        for wf in (first, second)
+    ]
+    waiting = stack.call("POST", f"/api/workflows/execute/{slow}", token).json()["data"]["executionId"]
+    for execution_id in done:
+        stack.wait_for_end(execution_id, token)
+
+    def listed(query: str, as_token: str = token) -> list[str]:
+        answer = stack.call("GET", f"/api/executions?{query}", as_token)
+        assert answer.status_code == 200, answer.text
+        return [row["id"] for row in answer.json()["data"]]
+
+    try:
+        assert listed("") == [waiting, done[1], done[0]]
+        assert listed(f"workflowId={first}") == [done[0]]
+        assert listed("state=COMPLETED&from=2020-01-01T00:00:00Z") == [done[1], done[0]]
+        assert listed("from=2999-01-01") == [] and listed("to=2020-01-01") == []
+        finder = jwt.decode(token, options={"verify_signature": False})["sub"]
+        assert listed(f"owner={finder}", admin) == [waiting, done[1], done[0]]
+        page = stack.call("GET", "/api/executions?limit=1", token).json()
+        other_filter = stack.call("GET", f"/api/executions?state=RUNNING&cursor={page['nextCursor']}", token)
+        assert (other_filter.status_code, other_filter.json()["success"]) == (400, False)
+        assert "not valid for this listing" in other_filter.json()["error"]
+        bad_time = stack.call("GET", "/api/executions?from=yesterday", token)
+        assert bad_time.status_code == 400
+        assert (
+            "from: 'yesterday' is not an ISO-8601 time; write it like 2024-05-01T09:30:00Z" in bad_time.json()["error"]
+        )
+        assert stack.call("GET", "/api/executions?owner=demo", token).status_code == 403
+
+        cli = stack.cli("execution", "list", "--since", "1h", "--state", "COMPLETED", "--json", token=token)
+        assert cli.returncode == 0, cli.stderr
+        assert [row["id"] for row in json.loads(cli.stdout)] == [done[1], done[0]]
+        table = stack.cli("execution", "list", "--workflow", slow, token=token).stdout.splitlines()
+        assert table[0].split()[:3] == ["id", "workflowId", "state"]
+        assert table[1].split()[:3] == [waiting, slow, "RUNNING"]
+    finally:
+        stack.call("DELETE", f"/api/workflows/execute/{waiting}", token)
+
+
+def test_an_agent_a_workflow_calls_is_deleted_only_with_force(stack: Stack) -> None:
+    token = stack.token("agent-keeper")
+    agent = stack.call("POST", "/api/agents", token, json={"name": "kept", "endpoint": "https://agent.example.com"})
+    agent_id = agent.json()["data"]["id"]
+    calls = {
+        "name": "calls it",
+        "nodes": [{"id": "ask", "type": "agentTask", "config": {"agentId": agent_id, "prompt": "x"}}],
+    }
+    workflow_id = workflow(stack, token, calls)
+
+    refused = stack.call("DELETE", f"/api/agents/{agent_id}", token)
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "success": False,
+        "error": f"Agent {agent_id} is used by workflow {workflow_id} (calls it): change them first, or delete it "
+        "anyway with force=true (their runs will fail at that node)",
+    }
+    cli = stack.cli("agent", "delete", agent_id, token=token)
+    assert cli.returncode == 4 and "force=true" in cli.stderr
+    forced = stack.cli("agent", "delete", agent_id, "--force", token=token)
+    assert forced.returncode == 0, forced.stderr
+    assert stack.call("GET", f"/api/agents/{agent_id}", token).status_code == 404
+
+
+def test_a_pause_is_shown_refused_twice_and_withdrawn_by_resume(stack: Stack) -> None:
+    token = stack.token("pauser")
+    execution_id = stack.call("POST", f"/api/workflows/execute/{slow_workflow(stack, token)}", token).json()["data"][
+        "executionId"
+    ]
+    control = f"/api/workflows/execute/{execution_id}"
+    try:
+        assert wait_for_state(stack, execution_id, token, "RUNNING")["pauseRequested"] is False
+        assert stack.call("POST", f"{control}/pause", token).status_code == 200
+        assert stack.call("GET", control, token).json()["data"]["pauseRequested"] is True
+
+        again = stack.call("POST", f"{control}/pause", token)
+        assert (again.status_code, again.json()["error"]) == (
+            409,
+            f"Execution {execution_id}: a pause is already requested; it pauses before its next node",
+        )
+        withdrawn = stack.call("POST", f"{control}/resume", token)
+        assert (withdrawn.status_code, withdrawn.json()["message"]) == (
+            200,
+            f"Execution {execution_id}: pause withdrawn; it goes on running",
+        )
+        assert stack.call("GET", control, token).json()["data"]["pauseRequested"] is False
+        bare = stack.call("POST", f"{control}/resume", token)
+        assert (bare.status_code, bare.json()["error"]) == (
+            409,
+            f"Execution {execution_id} is not paused (RUNNING) and no pause is requested",
+        )
+    finally:
+        stack.call("DELETE", control, token)
 
 
 # ------------------------------------------------------------------------------------------ the log

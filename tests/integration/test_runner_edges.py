@@ -8,21 +8,13 @@ from typing import Any
 import pytest
 
 from tests.support.agent_server import AgentServer, Reply
+from tests.support.builders import pending_execution
 
 
 @pytest.fixture
 def agent_server() -> Iterator[AgentServer]:
     with AgentServer() as server:
         yield server
-
-
-def _pending_execution(api: Any, monkeypatch: pytest.MonkeyPatch, definition: dict[str, Any]) -> str:
-    from stepwise import stepfunctions
-
-    # The state machine is not started: the test drives the runner itself.
-    monkeypatch.setattr(stepfunctions, "start", lambda arn, execution_id: None)
-    workflow = api.post("/api/workflows", json_body=definition).body["data"]
-    return str(api.post(f"/api/workflows/execute/{workflow['id']}").body["data"]["executionId"])
 
 
 def test_a_call_that_outlasts_the_runners_time_fails_the_node_cleanly(
@@ -34,7 +26,7 @@ def test_a_call_that_outlasts_the_runners_time_fails_the_node_cleanly(
 
     agent_server.script("/agent", Reply.hang(10))
     agent = api.post("/api/agents", json_body={"name": "slow", "endpoint": agent_server.url + "/agent"}).body["data"]
-    execution_id = _pending_execution(
+    execution_id = pending_execution(
         api,
         monkeypatch,
         {"name": "t", "nodes": [{"id": "ask", "type": "agentTask", "config": {"agentId": agent["id"], "prompt": "x"}}]},
@@ -56,7 +48,7 @@ def test_a_step_for_an_ended_execution_does_nothing(api: Any, monkeypatch: pytes
     from stepwise.settings import get_settings
     from stepwise.store import Store
 
-    execution_id = _pending_execution(
+    execution_id = pending_execution(
         api, monkeypatch, {"name": "t", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}}]}
     )
     api.delete(f"/api/workflows/execute/{execution_id}")
@@ -91,7 +83,7 @@ APPROVAL = {
 
 def test_a_retried_step_does_not_approve_an_approval_nobody_gave(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     runner, settings, store = _runner_parts()
-    execution_id = _pending_execution(api, monkeypatch, APPROVAL)
+    execution_id = pending_execution(api, monkeypatch, APPROVAL)
     runner.start(store, execution_id)
     assert runner.step(store, settings, execution_id) == {"status": "approval", "seconds": 0, "timeoutSeconds": 60}
 
@@ -107,7 +99,7 @@ def test_a_retried_step_does_not_approve_an_approval_nobody_gave(api: Any, monke
 def test_a_retried_step_during_a_delay_waits_out_the_rest(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     runner, settings, store = _runner_parts()
     definition = {"name": "d", "nodes": [{"id": "wait", "type": "delay", "config": {"seconds": 120}}]}
-    execution_id = _pending_execution(api, monkeypatch, definition)
+    execution_id = pending_execution(api, monkeypatch, definition)
     runner.start(store, execution_id)
     assert runner.step(store, settings, execution_id)["status"] == "delay"
 
@@ -122,7 +114,7 @@ def test_an_approval_timeout_after_a_resume_keeps_the_approval(api: Any, monkeyp
     from stepwise import stepfunctions
 
     runner, settings, store = _runner_parts()
-    execution_id = _pending_execution(api, monkeypatch, APPROVAL)
+    execution_id = pending_execution(api, monkeypatch, APPROVAL)
     runner.start(store, execution_id)
     runner.step(store, settings, execution_id)
     resumed: list[str] = []
@@ -148,7 +140,7 @@ def test_a_pause_withdrawn_before_it_parks_is_not_lost(api: Any, monkeypatch: py
 
     runner, settings, store = _runner_parts()
     definition = {"name": "p", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}}]}
-    execution_id = _pending_execution(api, monkeypatch, definition)
+    execution_id = pending_execution(api, monkeypatch, definition)
     runner.start(store, execution_id)
     assert api.post(f"/api/workflows/execute/{execution_id}/pause").status == 200
     assert runner.step(store, settings, execution_id)["status"] == "pause"
@@ -167,7 +159,7 @@ def test_a_pause_withdrawn_before_it_parks_is_not_lost(api: Any, monkeypatch: py
 
 def test_a_retried_pause_task_keeps_the_newest_token(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     runner, settings, store = _runner_parts()
-    execution_id = _pending_execution(api, monkeypatch, APPROVAL)
+    execution_id = pending_execution(api, monkeypatch, APPROVAL)
     runner.start(store, execution_id)
     runner.step(store, settings, execution_id)
     runner.pause(store, execution_id, "token-1")
@@ -191,7 +183,7 @@ def test_a_node_that_raises_unexpectedly_fails_by_name(api: Any, monkeypatch: py
     monkeypatch.setitem(nodes.REGISTRY, "setVariables", dataclasses.replace(nodes.REGISTRY["setVariables"], run=broken))
     runner, settings, store = _runner_parts()
     definition = {"name": "b", "nodes": [{"id": "calc", "type": "setVariables", "config": {"values": {"x": 1}}}]}
-    execution_id = _pending_execution(api, monkeypatch, definition)
+    execution_id = pending_execution(api, monkeypatch, definition)
     runner.start(store, execution_id)
 
     assert runner.step(store, settings, execution_id)["status"] == "failed"
@@ -216,7 +208,7 @@ def test_a_step_that_lost_a_race_to_a_retry_carries_on_from_the_record(
             {"id": "after", "type": "setVariables", "config": {"values": {"y": 2}}},
         ],
     }
-    execution_id = _pending_execution(api, monkeypatch, definition)
+    execution_id = pending_execution(api, monkeypatch, definition)
     runner.start(store, execution_id)
     # Given another invocation moved the execution on while this one ran its node
     original_commit = store.commit_node
@@ -243,7 +235,7 @@ def test_a_repeated_start_of_a_pending_execution_starts_it(api: Any, monkeypatch
     from stepwise.service import executions, workflows
 
     _, settings, store = _runner_parts()
-    execution_id = _pending_execution(
+    execution_id = pending_execution(
         api, monkeypatch, {"name": "s", "nodes": [{"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}}]}
     )
     started: list[str] = []

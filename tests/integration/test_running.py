@@ -192,6 +192,9 @@ def test_a_delay_waits_in_the_state_machine(api: Any) -> None:
     assert execution["state"] == "COMPLETED", execution["error"]
     assert execution["nodeStates"]["pause"]["output"] == {"waitedSeconds": 1}
     assert execution["variables"]["after"] == "later"
+    # the node's duration counts its wait, in its times and in its last log line alike
+    completed = [line["message"] for line in execution["logs"] if line["nodeId"] == "pause"][-1]
+    assert int(completed.removeprefix("Node completed in ").removesuffix(" ms")) >= 900
 
 
 def test_an_approval_pauses_until_resumed(api: Any) -> None:

@@ -43,3 +43,12 @@ def wait_until(condition: Any, timeout: float = 20.0, message: str = "condition"
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {message}")
+
+
+def pending_execution(api: Any, monkeypatch: Any, definition: dict[str, Any]) -> str:
+    """A PENDING execution of a new workflow whose state machine is never started: the test drives the runner."""
+    from stepwise import stepfunctions
+
+    monkeypatch.setattr(stepfunctions, "start", lambda arn, execution_id: None)
+    workflow = api.post("/api/workflows", json_body=definition).body["data"]
+    return str(api.post(f"/api/workflows/execute/{workflow['id']}").body["data"]["executionId"])

@@ -92,10 +92,18 @@ def report(*names: str) -> dict[str, Any]:
 
 def test_the_layer_installs_no_aws_sdk_the_runtime_already_has() -> None:
     pins = layer_dependencies().layer_pins(
-        report("aws-lambda-powertools", "aws-xray-sdk", "botocore", "boto3", "s3transfer", "python_dateutil", "Six")
+        report("aws-lambda-powertools", "aws-xray-sdk", "botocore", "Boto3", "s3transfer")
     )
 
     assert pins == ["aws-lambda-powertools==1.0", "aws-xray-sdk==1.0"]
+
+
+def test_the_layer_installs_what_the_sdk_shares_with_our_dependencies() -> None:
+    # croniter asks for python-dateutil (and it for six), as botocore does: the layer must not rely on the
+    # runtime's copy, whose version the tests never ran.
+    pins = layer_dependencies().layer_pins(report("croniter", "python_dateutil", "Six", "botocore"))
+
+    assert pins == ["croniter==1.0", "python_dateutil==1.0", "Six==1.0"]
 
 
 def test_the_layer_installs_every_other_resolved_dependency() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider import cold_start
 
 from stepwise.local.lambda_routing import LocalLambdaContext
@@ -14,6 +15,12 @@ from stepwise.observability import metrics
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: Any) -> str:
     return "done"
+
+
+@metrics.log_metrics
+def counting_handler(event: dict[str, Any], context: Any) -> str:
+    metrics.add_metric(name="NodeSteps", unit=MetricUnit.Count, value=1)
+    return "counted"
 
 
 def cold_invoke() -> None:
@@ -29,6 +36,19 @@ def test_no_metric_is_printed_when_metrics_are_disabled(
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
 
     cold_invoke()
+
+    assert capsys.readouterr().out == ""
+
+
+def test_no_metric_is_printed_when_metrics_are_disabled_however_many_invocations_add_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A long local session: the node runner adds NodeSteps at every node, hundreds of times in one process.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    context = LocalLambdaContext("stepwise-test", "arn:aws:lambda:us-east-1:123456789012:function:x", 128, 3)
+
+    for _ in range(150):
+        counting_handler({}, context)
 
     assert capsys.readouterr().out == ""
 

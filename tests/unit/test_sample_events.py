@@ -3,16 +3,19 @@
 The handlers run in-process on moto with the template's resources (the ``aws`` fixture). Events that
 name something that must exist are checked both ways where both say something:
 
-* the API events carry the local demo user's claims and name the demo workflow, so the start event is
-  run as it stands against the seeded demo (and followed to COMPLETED); the get and cancel events name a
-  placeholder execution, so they are sent as they stand (a well-formed 404, not a crash) and again with
-  the id of a real execution (200);
+* the API events carry a bearer token of the local demo user and name the demo workflow, so the start
+  event is run as it stands against the seeded demo (and followed to COMPLETED); the get and cancel events
+  name a placeholder execution, so they are sent as they stand (a well-formed 404, not a crash) and again
+  with the id of a real execution (200). Their token is signed for the local stack's user pool (with the key
+  that ships inside moto; tests/integration/test_local_stack.py sends it to a running stack): here its
+  claims are signed again by the tests' issuer, which the in-process API function trusts;
 * the node runner events name a placeholder execution; a missing execution is a Lambda error by
   contract, so they are sent with the id of a real execution in the state each action expects;
 * the scheduler event names the demo workflow and a placeholder schedule: as it stands the tick
   disables the unknown schedule (its contract), and with a real schedule's id it starts a run.
 
-``events/env.json`` is checked against what the local stack really creates.
+``events/env.json`` is checked against what the local stack really creates (its token settings, which
+name the local stack's user pool, by tests/integration/test_local_stack.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from stepwise import ids
@@ -56,14 +60,23 @@ def load_event(name: str, **replace: str) -> dict[str, Any]:
     return event
 
 
+def token_claims(event: dict[str, Any]) -> dict[str, Any]:
+    """The claims of an API event's bearer token (not verified: only the API function does that)."""
+    token = event["headers"]["authorization"].removeprefix("Bearer ")
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return claims
+
+
 Invoke = Callable[[str, dict[str, Any]], Any]
 
 
 @pytest.fixture
-def invoke(aws: Any) -> Invoke:
+def invoke(aws: Any, token_issuer: Any) -> Invoke:
     """Call a template function's handler (by logical id) with an event and a Lambda context."""
 
     def call(logical_id: str, event: dict[str, Any]) -> Any:
+        if "authorization" in event.get("headers", {}):
+            event["headers"]["authorization"] = f"Bearer {token_issuer.token(token_claims(event)['sub'])}"
         name = aws.function_names[logical_id]
         spec = aws.specs[logical_id]
         context = LocalLambdaContext(
@@ -84,9 +97,8 @@ def store(aws: Any) -> Store:
 
 @pytest.fixture
 def owner() -> str:
-    """The sub of the claims the API events carry (the local stack's demo user)."""
-    claims = load_event("api-start-execution.json")["requestContext"]["authorizer"]["jwt"]["claims"]
-    return str(claims["sub"])
+    """The sub of the token the API events carry (the local stack's demo user)."""
+    return str(token_claims(load_event("api-start-execution.json"))["sub"])
 
 
 @pytest.fixture
@@ -135,7 +147,10 @@ def test_every_sample_event_is_tested_here() -> None:
 def test_env_file_points_every_function_at_the_local_stack(aws: Any) -> None:
     variables = json.loads((EVENTS_DIR / "env.json").read_text())["Parameters"]
     assert variables.pop("AWS_ENDPOINT_URL") == "http://host.docker.internal:3001"
-    expected = {k: v for k, v in aws.environment.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+    token_settings = {name: variables.pop(name) for name in ("JWT_ISSUER", "JWT_AUDIENCE", "JWKS_URL")}
+    assert token_settings["JWKS_URL"].startswith("http://host.docker.internal:3001/")
+    skipped = ("AWS_REGION", "AWS_DEFAULT_REGION", *token_settings)
+    expected = {k: v for k, v in aws.environment.items() if k not in skipped}
     assert variables == expected
 
 

@@ -9,7 +9,7 @@ from croniter import croniter
 
 from stepwise import ids
 from stepwise.errors import InvalidSchedule
-from stepwise.models.schedule import (
+from stepwise.schedule_expressions import (
     AtExpression,
     CronExpression,
     RateExpression,
@@ -228,6 +228,8 @@ def test_cron_next_runs_agree_with_croniter_in_utc(aws: str, unix: str) -> None:
         ("cron(0 9 ? JAN L 2031)", ["2031-01-04T09:00", "2031-01-11T09:00", "2031-01-18T09:00"]),
         # the year field ends the schedule
         ("cron(0 0 1 JAN ? 2031-2032)", ["2031-01-01T00:00", "2032-01-01T00:00"]),
+        # years past 2099 (where croniter's own year field stops) run too, up to AWS's 2199
+        ("cron(0 12 1 JAN ? 2150,2199)", ["2150-01-01T12:00", "2199-01-01T12:00"]),
     ],
 )
 def test_cron_special_characters(expression: str, first_three: list[str]) -> None:

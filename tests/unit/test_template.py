@@ -61,6 +61,8 @@ CONTRACT_ENVIRONMENT = {
     # Empty in AWS; declared so `sam local --env-vars events/env.json` may point at the local stack.
     "AWS_ENDPOINT_URL",
 }
+# The API function checks bearer tokens itself (stepwise/auth.py): the user pool's issuer, client and keys.
+TOKEN_ENVIRONMENT = {"JWT_ISSUER", "JWT_AUDIENCE", "JWKS_URL"}
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +189,7 @@ def test_functions_match_the_contract(template: dict[str, Any]) -> None:
         ("NodeRunnerFunction", "functions/node_runner/", "app.lambda_handler"),
         ("SchedulerFunction", "functions/scheduler/", "app.lambda_handler"),
     }
-    assert set(specs["ApiFunction"].environment_keys) == CONTRACT_ENVIRONMENT
+    assert set(specs["ApiFunction"].environment_keys) == CONTRACT_ENVIRONMENT | TOKEN_ENVIRONMENT
     # Each leaves out the one variable that would be a circular dependency (see template.yaml).
     assert set(specs["NodeRunnerFunction"].environment_keys) == CONTRACT_ENVIRONMENT - {
         "STATE_MACHINE_ARN",
@@ -256,6 +258,8 @@ def test_the_tables_match_the_contract(template: dict[str, Any]) -> None:
             {"AttributeName": "SK", "AttributeType": "S"},
             {"AttributeName": "GSI1PK", "AttributeType": "S"},
             {"AttributeName": "GSI1SK", "AttributeType": "S"},
+            {"AttributeName": "GSI2PK", "AttributeType": "S"},
+            {"AttributeName": "GSI2SK", "AttributeType": "S"},
         ],
         "KeySchema": [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
         "GlobalSecondaryIndexes": [
@@ -266,7 +270,15 @@ def test_the_tables_match_the_contract(template: dict[str, Any]) -> None:
                     {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": "GSI2",
+                "KeySchema": [
+                    {"AttributeName": "GSI2PK", "KeyType": "HASH"},
+                    {"AttributeName": "GSI2SK", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
     }
     assert specs["StepwiseTable"]["TimeToLiveAttribute"] == "expiresAt"
@@ -343,3 +355,23 @@ def test_a_run_that_ends_outside_the_loop_reaches_the_node_runner(template: dict
     template_text = event["Properties"]["InputTransformer"]["InputTemplate"]
     rendered = template_text.replace("<name>", '"exe_x"').replace("<status>", "TIMED_OUT")
     assert json.loads(rendered)["action"] == "fail"
+
+
+def test_no_route_has_an_authorizer_and_the_api_function_checks_tokens_of_the_pool(template: dict[str, Any]) -> None:
+    # API Gateway's JWT authorizer answers a refusal with a body of its own; the function answers every 401.
+    for logical_id, api in resources_of_type(template, "AWS::Serverless::HttpApi").items():
+        assert "Auth" not in (api.get("Properties") or {}), logical_id
+    routes = 0
+    for logical_id, function in resources_of_type(template, "AWS::Serverless::Function").items():
+        for name, event in (function["Properties"].get("Events") or {}).items():
+            if event["Type"] == "HttpApi":
+                routes += 1
+                assert "Auth" not in event["Properties"], f"{logical_id}.{name}"
+    assert routes == 2
+    pool = "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"
+    environment = function_specs(template)["ApiFunction"].environment
+    assert environment["JWT_ISSUER"] == {"Fn::Sub": pool}
+    assert environment["JWT_AUDIENCE"] == {"Ref": "UserPoolClient"}
+    assert environment["JWKS_URL"] == {"Fn::Sub": f"{pool}/.well-known/jwks.json"}
+    client = template["Resources"]["UserPoolClient"]["Properties"]
+    assert client["UserPoolId"] == {"Ref": "UserPool"}

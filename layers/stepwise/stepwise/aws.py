@@ -1,6 +1,8 @@
 """boto3 clients, built lazily and once per process (never at import time, so moto is active first).
 
 ``AWS_ENDPOINT_URL`` in the environment points every client at the local stack; boto3 honours it.
+The adapters (``store``, ``stepfunctions``, ``secrets``, ``schedules``) read botocore's errors with
+``error_code`` and raise errors of their own: no botocore type travels past them.
 """
 
 from __future__ import annotations
@@ -9,10 +11,33 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_stepfunctions import SFNClient
+
+
+# The codes AWS answers with when it refuses a call for now (the client's own retries did not get through).
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+    }
+)
+
+
+def error_code(error: ClientError) -> str:
+    """AWS's error code of a failed call ("" when the answer carried none)."""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(error: ClientError) -> str:
+    """AWS's own message of a failed call (without botocore's "An error occurred ..." wrapping)."""
+    return str(error.response.get("Error", {}).get("Message", "")) or str(error)
 
 
 @cache

@@ -1,4 +1,9 @@
-"""Domain errors. Each carries its HTTP status; one place (the API resolver) maps them to responses."""
+"""Domain errors. Each carries its HTTP status; one place (the API resolver) maps them to responses.
+
+The adapters raise errors of their own (``stepwise.store.errors``, ``stepfunctions.StepFunctionsError``,
+``schedules.SchedulerError``, ``secrets.CredentialError``); the services turn those that mean something to
+a caller into these.
+"""
 
 from __future__ import annotations
 
@@ -73,6 +78,14 @@ class Conflict(StepwiseError):
     """The resource's current state does not allow the operation."""
 
     status_code = 409
+
+
+class ExecutionExists(Conflict):
+    """An execution with that id was recorded already (a start repeated with the same id)."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"Execution {execution_id} exists already")
+        self.execution_id = execution_id
 
 
 class StartFailed(StepwiseError):

@@ -1,4 +1,4 @@
-"""Who is calling: the JWT authorizer's claims, and who may see or change what."""
+"""Who is calling (a verified token's claims, see :mod:`stepwise.auth`), and who may see or change what."""
 
 from __future__ import annotations
 
@@ -33,17 +33,10 @@ class Caller:
             raise NotOwner(f"You do not have access to change {what}")
 
 
-def _groups(raw: Any) -> frozenset[str]:
-    # HTTP API's JWT authorizer flattens a list claim to a string such as "[admin ops]".
-    if isinstance(raw, list | tuple):
-        return frozenset(str(group) for group in raw)
-    if isinstance(raw, str):
-        return frozenset(part for part in raw.strip("[]").replace(",", " ").split() if part)
-    return frozenset()
-
-
-def caller_from_claims(claims: Mapping[str, Any] | None) -> Caller:
-    """The caller named by the authorizer's claims; no ``sub`` means no identity (401)."""
-    if not claims or not claims.get("sub"):
-        raise Unauthorized("Unauthorized: send a valid bearer token in the Authorization header")
-    return Caller(sub=str(claims["sub"]), groups=_groups(claims.get("cognito:groups")))
+def caller_from_claims(claims: Mapping[str, Any]) -> Caller:
+    """The caller named by a verified token's claims; no ``sub`` means no identity (401)."""
+    if not claims.get("sub"):
+        raise Unauthorized("The token names no user: it has no 'sub' claim")
+    # Cognito puts the user's groups in a JSON list (absent when there are none).
+    groups = claims.get("cognito:groups")
+    return Caller(sub=str(claims["sub"]), groups=frozenset(map(str, groups if isinstance(groups, list) else [])))

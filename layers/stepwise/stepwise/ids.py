@@ -52,3 +52,12 @@ def derived_id(kind: Kind, milliseconds: int, seed: str) -> str:
         raise ValueError(f"milliseconds must fit in 48 bits, got {milliseconds}")
     randomness = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:10], "big")
     return f"{kind}_{_ulid(milliseconds, randomness)}"
+
+
+def id_range(kind: Kind, first_ms: int, last_ms: int) -> tuple[str, str]:
+    """The lowest and the highest id of ``kind`` made from ``first_ms`` to ``last_ms`` (both included).
+
+    Ids sort by time, so a time range is a sort key range of any index keyed on ids.
+    """
+    first_ms, last_ms = max(first_ms, 0), min(last_ms, (1 << 48) - 1)
+    return f"{kind}_{_ulid(first_ms, 0)}", f"{kind}_{_ulid(last_ms, (1 << 80) - 1)}"

@@ -6,7 +6,8 @@ it off by default: Lambda and Step Functions still trace each invocation (``Trac
 variable to false for a subsegment per AWS and HTTP call.
 
 ``POWERTOOLS_METRICS_DISABLED`` (the local stack and the tests set it) silences every metric, the cold-start
-one included: Powertools 3.37 prints that one whatever the variable says.
+one included: Powertools 3.37 prints that one whatever the variable says, and, disabled, never clears the
+metrics an invocation added, so they pile up across invocations and are printed once 100 have gathered.
 """
 
 from __future__ import annotations
@@ -30,12 +31,19 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 class _EmfProvider(AmazonCloudWatchEMFProvider):
-    """Powertools' CloudWatch EMF metrics, with a cold-start metric that honours POWERTOOLS_METRICS_DISABLED."""
+    """Powertools' CloudWatch EMF metrics, all of them (the cold start too) silent under POWERTOOLS_METRICS_DISABLED."""
 
     def add_cold_start_metric(self, context: LambdaContext) -> None:
         """Print the cold-start metric, unless metrics are disabled."""
         if not is_metrics_disabled():
             super().add_cold_start_metric(context)
+
+    def flush_metrics(self, raise_on_empty_metrics: bool = False) -> None:
+        """Print the invocation's metrics; when metrics are disabled, drop them instead."""
+        if is_metrics_disabled():
+            self.clear_metrics()
+            return
+        super().flush_metrics(raise_on_empty_metrics)
 
 
 logger = Logger()

@@ -11,19 +11,21 @@ tick's own time, the same on every retry of that tick (the function derives the 
 - DeadLetterConfig: the stack's queue, where a tick that could not be delivered is kept for 14 days.
 
 Every call here is one Scheduler API call (two for ``disable``); ``ResourceNotFoundException`` is an
-answer (``None`` / ``False``), a ``ValidationException`` is an ``InvalidSchedule`` (400).
+answer (``None`` / ``False``), a ``ValidationException`` is ``ScheduleRefused``, a ``ConflictException`` is
+``ScheduleExists``, and any other failure a ``SchedulerError``: botocore's errors end here.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from stepwise import aws
-from stepwise.errors import Conflict, InvalidSchedule
 
 if TYPE_CHECKING:
     from mypy_boto3_scheduler.type_defs import (
@@ -88,13 +90,38 @@ def target_input(schedule_id: str, workflow_id: str) -> str:
     )
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+class SchedulerError(Exception):
+    """An EventBridge Scheduler call failed; the message says why."""
 
 
-def _refused(error: ClientError) -> InvalidSchedule:
-    message = error.response.get("Error", {}).get("Message", str(error))
-    return InvalidSchedule(f"EventBridge Scheduler refused the schedule: {message}")
+class ScheduleRefused(SchedulerError):
+    """Scheduler refused the schedule as invalid; the message is Scheduler's own reason."""
+
+
+class ScheduleExists(SchedulerError):
+    """A schedule of that name exists already in the group."""
+
+
+class _Missing(SchedulerError):
+    """The schedule (or its group) is not in Scheduler: an answer where a caller expects it, else an error."""
+
+
+@contextmanager
+def _scheduler_call(schedule_id: str) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as error:
+        code = aws.error_code(error)
+        if code == "ResourceNotFoundException":
+            message = f"Schedule {schedule_id} is not in EventBridge Scheduler: {aws.error_message(error)}"
+            raise _Missing(message) from error
+        if code == "ValidationException":
+            raise ScheduleRefused(aws.error_message(error)) from error
+        if code == "ConflictException":
+            raise ScheduleExists(f"Schedule {schedule_id} exists already in EventBridge Scheduler") from error
+        raise SchedulerError(f"EventBridge Scheduler: {code}: {aws.error_message(error)}") from error
+    except BotoCoreError as error:
+        raise SchedulerError(f"EventBridge Scheduler could not be reached: {error}") from error
 
 
 def _request(target: Target, spec: ScheduleSpec) -> dict[str, Any]:
@@ -123,48 +150,36 @@ def _request(target: Target, spec: ScheduleSpec) -> dict[str, Any]:
 
 
 def create(target: Target, spec: ScheduleSpec) -> None:
-    """Create the schedule; Conflict if one of that name exists already."""
-    try:
+    """Create the schedule; ``ScheduleExists`` if one of that name exists already."""
+    with _scheduler_call(spec.schedule_id):
         aws.scheduler().create_schedule(**_request(target, spec), ActionAfterCompletion="NONE")
-    except ClientError as error:
-        if _code(error) == "ConflictException":
-            raise Conflict(f"Schedule {spec.schedule_id} exists already in EventBridge Scheduler") from error
-        if _code(error) == "ValidationException":
-            raise _refused(error) from error
-        raise
 
 
 def update(target: Target, spec: ScheduleSpec) -> None:
     """Replace the schedule with ``spec``; a schedule missing from Scheduler is created again."""
     try:
-        aws.scheduler().update_schedule(**_request(target, spec))
-    except ClientError as error:
-        if _code(error) == "ResourceNotFoundException":
-            create(target, spec)
-            return
-        if _code(error) == "ValidationException":
-            raise _refused(error) from error
-        raise
+        with _scheduler_call(spec.schedule_id):
+            aws.scheduler().update_schedule(**_request(target, spec))
+    except _Missing:
+        create(target, spec)
 
 
 def get(group: str, schedule_id: str) -> GetScheduleOutputTypeDef | None:
     """The schedule as Scheduler holds it, or None."""
     try:
-        return aws.scheduler().get_schedule(GroupName=group, Name=schedule_id)
-    except ClientError as error:
-        if _code(error) == "ResourceNotFoundException":
-            return None
-        raise
+        with _scheduler_call(schedule_id):
+            return aws.scheduler().get_schedule(GroupName=group, Name=schedule_id)
+    except _Missing:
+        return None
 
 
 def delete(group: str, schedule_id: str) -> bool:
     """Delete the schedule; False when it was not there."""
     try:
-        aws.scheduler().delete_schedule(GroupName=group, Name=schedule_id)
-    except ClientError as error:
-        if _code(error) == "ResourceNotFoundException":
-            return False
-        raise
+        with _scheduler_call(schedule_id):
+            aws.scheduler().delete_schedule(GroupName=group, Name=schedule_id)
+    except _Missing:
+        return False
     return True
 
 
@@ -183,9 +198,8 @@ def disable(group: str, schedule_id: str) -> Literal["disabled", "already disabl
     request["State"] = "DISABLED"
     typed: UpdateScheduleInputTypeDef = request  # type: ignore[assignment]
     try:
-        aws.scheduler().update_schedule(**typed)
-    except ClientError as error:
-        if _code(error) == "ResourceNotFoundException":
-            return "missing"
-        raise
+        with _scheduler_call(schedule_id):
+            aws.scheduler().update_schedule(**typed)
+    except _Missing:
+        return "missing"
     return "disabled"

@@ -31,6 +31,10 @@ class Settings(BaseModel):
     default_max_node_runs: int = Field(default=1000, alias="DEFAULT_MAX_NODE_RUNS", gt=0)
     idempotency_ttl_seconds: int = Field(default=86_400, alias="IDEMPOTENCY_TTL_SECONDS", gt=0)
     execution_retention_days: int = Field(default=90, alias="EXECUTION_RETENTION_DAYS", ge=0)
+    # Bearer tokens (the API function only; stepwise.auth): the user pool's issuer, app client and keys.
+    jwt_issuer: str | None = Field(default=None, alias="JWT_ISSUER")
+    jwt_audience: str | None = Field(default=None, alias="JWT_AUDIENCE")
+    jwks_url: str | None = Field(default=None, alias="JWKS_URL")
 
     model_config = {"populate_by_name": True, "extra": "ignore"}
 

@@ -1,4 +1,8 @@
-"""The Step Functions adapter: start, stop and resume the state machine that drives an execution."""
+"""The Step Functions adapter: start, stop and resume the state machine that drives an execution.
+
+Botocore's errors end here: a call either answers (a start of a name that exists is done; a token that is
+gone is ``False``) or raises a ``StepFunctionsError``.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,26 @@ from stepwise import aws
 from stepwise.observability import logger
 
 
-class StartRefused(Exception):
+class StepFunctionsError(Exception):
+    """A Step Functions call failed; the message says why."""
+
+
+class StartRefused(StepFunctionsError):
     """Step Functions did not start the execution; the message says why."""
+
+
+class Throttled(StepFunctionsError):
+    """Step Functions refused the call for now, after the client's own retries."""
+
+
+def _error(error: ClientError | BotoCoreError) -> StepFunctionsError:
+    if isinstance(error, ClientError) and aws.error_code(error) in aws.THROTTLING_CODES:
+        return Throttled(str(error))
+    return StepFunctionsError(str(error))
+
+
+# SendTaskSuccess's answers for a token that no longer waits (timed out, stopped, or never ours).
+_TOKEN_GONE = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
@@ -29,7 +51,7 @@ def start(state_machine_arn: str, execution_id: str) -> None:
             input=json.dumps({"executionId": execution_id}),
         )
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+        if aws.error_code(error) == "ExecutionAlreadyExists":
             return
         raise StartRefused(str(error)) from error
     except BotoCoreError as error:
@@ -51,24 +73,25 @@ def stop(state_machine_arn: str, execution_id: str, cause: str) -> None:
             cause=cause,
         )
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "InvalidArn"):
+        if aws.error_code(error) not in ("ExecutionDoesNotExist", "InvalidArn"):
             logger.warning("StopExecution failed; the run ends at its next step", extra={"error": str(error)})
     except BotoCoreError as error:
         logger.warning("StopExecution failed; the run ends at its next step", extra={"error": str(error)})
 
 
 def resume(task_token: str, output: dict[str, Any]) -> bool:
-    """Complete the waiting task; False when the token is no longer valid (timed out, stopped)."""
+    """Complete the waiting task; False when the token is no longer valid (timed out, stopped).
+
+    Any other failure is a ``StepFunctionsError`` (``Throttled`` when Step Functions refused it for now).
+    """
     try:
         aws.stepfunctions().send_task_success(taskToken=task_token, output=json.dumps(output))
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in (
-            "TaskTimedOut",
-            "InvalidToken",
-            "TaskDoesNotExist",
-        ):
+        if aws.error_code(error) in _TOKEN_GONE:
             return False
-        raise
+        raise _error(error) from error
+    except BotoCoreError as error:
+        raise _error(error) from error
     return True
 
 
@@ -79,3 +102,5 @@ def abandon(task_token: str, cause: str) -> None:
     except ClientError:
         # The token is gone once StopExecution took effect: nothing left to release.
         return
+    except BotoCoreError as error:
+        raise _error(error) from error

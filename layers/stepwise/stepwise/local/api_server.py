@@ -61,9 +61,10 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         self._write(response)
         elapsed = (time.monotonic() - started) * 1000
         stamp = time.strftime("%H:%M:%S")
-        print(
-            f"{stamp} {self.command} {self.path} {response.status} {elapsed:.0f} ms", file=self.server.out, flush=True
-        )
+        # One write per line: print() writes the text and the newline apart, and another thread's line
+        # (a request beside this one, an execution state change) could land in between.
+        self.server.out.write(f"{stamp} {self.command} {self.path} {response.status} {elapsed:.0f} ms\n")
+        self.server.out.flush()
 
     def _write(self, response: GatewayResponse) -> None:
         try:

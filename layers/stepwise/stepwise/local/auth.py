@@ -1,26 +1,30 @@
-"""Local users and bearer tokens: a Cognito user pool in moto, and the HTTP API's JWT authorizer.
+"""Local users and bearer tokens: a Cognito user pool in moto, and an issuer of our own for tests.
 
 :class:`LocalUserPool` creates what ``template.yaml`` creates for sign-in (a user pool, an app client
 and the ``admin`` group) in the local stack's moto, and mints ID tokens for local users, creating a
 user on first use. Every local user has the same fixed password, :data:`LOCAL_PASSWORD`: the pool
-exists only inside moto on 127.0.0.1, and tokens are signed with the key that ships inside moto.
+exists only inside moto on 127.0.0.1, and tokens are signed with the key that ships inside moto. A token
+lives one hour (moto's fixed lifetime, whatever the pool says). The API function checks the tokens
+itself (:mod:`stepwise.auth`) against the keys moto's server serves for the pool; the local gateway only
+passes the ``Authorization`` header on, as API Gateway does for a route without an authorizer.
 
-:class:`JwtAuthorizer` checks a request's ``Authorization`` header the way API Gateway's HTTP API JWT
-authorizer does before the function runs: the token (alone or after ``Bearer``), an RSA algorithm, a
-``kid`` naming a key of the pool's JWKS, the signature, ``iss`` equal to the configured issuer, ``aud``
-(or, only when there is no ``aud``, ``client_id``) among the configured audiences, ``exp`` in the
-future, and ``nbf`` / ``iat`` (when present) not in the future. Any failure is a 401 before the handler
-runs; a valid token's claims go into the event as the authorizer would put them.
+:class:`LocalTokenIssuer` is for runs without moto's server (tests and the bench drive the handler in
+process): an RSA key made when it starts, its JWKS served on 127.0.0.1, tokens for any ``sub``.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from stepwise.identity import ADMIN_GROUP
 
@@ -30,8 +34,7 @@ if TYPE_CHECKING:
 # Local only: moto's user pool on 127.0.0.1 needs some password to run ADMIN_USER_PASSWORD_AUTH.
 LOCAL_PASSWORD = "Stepwise-local-only-1"  # noqa: S105 - not a secret; see the module docstring
 USER_NAME_PATTERN = r"^[A-Za-z0-9._@+-]{1,64}$"
-# API Gateway accepts only RSA-signed tokens.
-RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512"})
+JWKS_PATH = "/.well-known/jwks.json"
 
 
 # ------------------------------------------------------------------------------------------- the pool
@@ -86,12 +89,16 @@ class LocalUserPool:
 
     @property
     def issuer(self) -> str:
-        """The ``iss`` of this pool's tokens (and the JWT authorizer's configured issuer)."""
+        """The ``iss`` of this pool's tokens (the API function's ``JWT_ISSUER``)."""
         return f"https://cognito-idp.{self.region}.amazonaws.com/{self.pool_id}"
 
     def jwks_url(self, endpoint: str) -> str:
         """Where the moto server at ``endpoint`` serves this pool's public keys."""
-        return f"{endpoint.rstrip('/')}/{self.pool_id}/.well-known/jwks.json"
+        return f"{endpoint.rstrip('/')}/{self.pool_id}{JWKS_PATH}"
+
+    def api_environment(self, endpoint: str) -> dict[str, str]:
+        """The API function's token settings for this pool, its keys served by the moto server at ``endpoint``."""
+        return {"JWT_ISSUER": self.issuer, "JWT_AUDIENCE": self.client_id, "JWKS_URL": self.jwks_url(endpoint)}
 
     def ensure_user(self, name: str, *, admin: bool) -> str:
         """Create the user on first use and set its ``admin`` membership; returns its ``sub``."""
@@ -132,88 +139,64 @@ class LocalUserPool:
         )
 
 
-# ------------------------------------------------------------------------------------- the authorizer
+# ------------------------------------------------------------------------------------------ the issuer
 
 
-class AuthorizationFailed(Exception):
-    """The authorizer refuses the request (401); ``reason`` is what API Gateway puts in www-authenticate."""
+class LocalTokenIssuer:
+    """An issuer of test tokens: its own RSA key, its JWKS on ``127.0.0.1:<free port>`` while running."""
 
-    def __init__(self, reason: str, *, token_presented: bool = True) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.token_presented = token_presented
-
-    def www_authenticate(self) -> str | None:
-        """The ``www-authenticate`` header API Gateway sends with this refusal (none without a token)."""
-        if not self.token_presented:
-            return None
-        return f'Bearer scope="" error="invalid_token" error_description="{self.reason}"'
-
-
-def bearer_token(authorization: str | None) -> str:
-    """The token in an ``Authorization`` value: the value itself, or what follows ``Bearer``."""
-    value = (authorization or "").strip()
-    if value[:7].lower() == "bearer ":
-        value = value[7:].strip()
-    if not value:
-        raise AuthorizationFailed("no token", token_presented=False)
-    return value
-
-
-class JwtAuthorizer:
-    """API Gateway's JWT authorizer for one issuer and its audiences, with the issuer's keys."""
-
-    def __init__(self, issuer: str, audiences: Sequence[str], jwks: Mapping[str, Any]) -> None:
+    def __init__(self, issuer: str = "https://issuer.stepwise.test/pool", audience: str = "stepwise-test") -> None:
         self.issuer = issuer
-        self.audiences = frozenset(audiences)
-        keys = jwt.PyJWKSet.from_dict(dict(jwks))
-        self._keys: dict[str, jwt.PyJWK] = {key.key_id: key for key in keys.keys if key.key_id}
+        self.audience = audience
+        self.key_id = "stepwise-test"
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key.public_key()))
+        self.jwks = {"keys": [{**public, "kid": self.key_id, "use": "sig", "alg": "RS256"}]}
+        self.jwks_url = ""
 
-    @classmethod
-    def from_jwks_url(cls, issuer: str, audiences: Sequence[str], jwks_url: str) -> JwtAuthorizer:
-        """Fetch the keys once (API Gateway caches them too) and build the authorizer."""
-        import requests
+    @contextmanager
+    def serving(self) -> Iterator[LocalTokenIssuer]:
+        """Serve the JWKS on a free port of 127.0.0.1 until the block ends."""
+        body = json.dumps(self.jwks).encode()
 
-        answer = requests.get(jwks_url, timeout=10)
-        answer.raise_for_status()
-        return cls(issuer, audiences, answer.json())
+        class Keys(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                found = self.path == JWKS_PATH
+                self.send_response(200 if found else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body) if found else 0))
+                self.end_headers()
+                if found:
+                    self.wfile.write(body)
 
-    def authorize(self, authorization: str | None) -> dict[str, Any]:
-        """The token's claims, or :class:`AuthorizationFailed` saying why API Gateway would refuse it."""
-        token = bearer_token(authorization)
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+        thread = threading.Thread(target=server.serve_forever, name="jwks", daemon=True)
+        thread.start()
+        self.jwks_url = f"http://127.0.0.1:{server.server_port}{JWKS_PATH}"
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError as error:
-            raise AuthorizationFailed("the token is malformed") from error
-        algorithm = header.get("alg")
-        if algorithm not in RSA_ALGORITHMS:
-            raise AuthorizationFailed("the token is not signed with a supported algorithm")
-        key = self._keys.get(str(header.get("kid")))
-        if key is None:
-            raise AuthorizationFailed("the token is not signed by a key of the issuer")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.key,
-                algorithms=[str(algorithm)],
-                options={"verify_aud": False, "verify_iss": False, "require": ["exp"]},
-            )
-        except jwt.ExpiredSignatureError as error:
-            raise AuthorizationFailed("the token has expired") from error
-        except jwt.ImmatureSignatureError as error:
-            raise AuthorizationFailed("the token is not valid yet") from error
-        except jwt.InvalidSignatureError as error:
-            raise AuthorizationFailed("the token's signature is invalid") from error
-        except jwt.InvalidTokenError as error:
-            raise AuthorizationFailed(f"the token is invalid: {error}") from error
-        if claims.get("iss") != self.issuer:
-            raise AuthorizationFailed("the token does not have a valid issuer")
-        if not self._audience_ok(claims):
-            raise AuthorizationFailed("the token does not have a valid audience")
-        return claims
+            yield self
+        finally:
+            server.shutdown()
+            server.server_close()
 
-    def _audience_ok(self, claims: Mapping[str, Any]) -> bool:
-        # API Gateway evaluates aud when it is there, and client_id only when there is no aud.
-        audience = claims["aud"] if "aud" in claims else claims.get("client_id")
-        values = audience if isinstance(audience, list) else [audience]
-        return any(isinstance(value, str) and value in self.audiences for value in values)
+    def api_environment(self) -> dict[str, str]:
+        """The API function's token settings for this issuer (inside :meth:`serving`)."""
+        return {"JWT_ISSUER": self.issuer, "JWT_AUDIENCE": self.audience, "JWKS_URL": self.jwks_url}
+
+    def token(self, sub: str, groups: Sequence[str] = (), **claims: Any) -> str:
+        """An ID token for ``sub`` in ``groups``, valid for an hour; ``claims`` add to or replace its claims."""
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "sub": sub,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "token_use": "id",
+            "iat": now,
+            "exp": now + 3600,
+        }
+        if groups:
+            payload["cognito:groups"] = list(groups)
+        return jwt.encode({**payload, **claims}, self._key, algorithm="RS256", headers={"kid": self.key_id})

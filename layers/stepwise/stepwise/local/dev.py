@@ -11,7 +11,9 @@ One process holds it all, assembled here:
   (:mod:`stepwise.local.api_server`) hands each request to API Gateway's part
   (:mod:`stepwise.local.gateway`), which runs the API function in warm instances of its own, side by side
   (:mod:`stepwise.local.warm_instances`), with the routes the template declares
-  (:mod:`stepwise.local.routes`).
+  (:mod:`stepwise.local.routes`). No authorizer: the API function checks each bearer token itself
+  (:mod:`stepwise.auth`), against the keys moto's server serves for the local user pool
+  (:mod:`stepwise.local.auth`), as it does in AWS.
 * the demo agents (:mod:`stepwise.local.demo`) on a free port, and the demo workflow, owned by the local
   user ``demo``, so ``stepwise token --user demo`` and the printed curl work at once
   (:mod:`stepwise.local.banner`).
@@ -32,7 +34,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +59,8 @@ REGION = "us-east-1"
 # sub are the same on every start: tokens survive a restart, and events/api-*.json carry the demo user's
 # real claims (tests/integration/test_local_stack.py checks it; regenerate them if the pool setup changes).
 COGNITO_SEED = 20240601
+# Where moto's Step Functions interpreter logs an execution that ended on an exception (see StoppedMidState).
+MOTO_PROGRAM_LOGGER = "moto.stepfunctions.parser.asl.component.program.program"
 
 
 @contextlib.contextmanager
@@ -84,8 +88,10 @@ class LocalStack:
     demo_agents_url: str
 
 
-def _warm_instances(deployment: Deployment, routes: list[Route]) -> dict[str, WarmInstances]:
-    """The warm instances of every function a route leads to, each with one instance starting now."""
+def _warm_instances(
+    deployment: Deployment, routes: list[Route], environment: Mapping[str, str]
+) -> dict[str, WarmInstances]:
+    """The warm instances of every function a route leads to, each instance started with ``environment``."""
     from stepwise.local.warm_instances import WarmInstances
 
     functions: dict[str, WarmInstances] = {}
@@ -96,6 +102,7 @@ def _warm_instances(deployment: Deployment, routes: list[Route]) -> dict[str, Wa
             deployment.specs[logical_id],
             function_name=name,
             function_arn=f"arn:aws:lambda:{deployment.region}:{ACCOUNT}:function:{name}",
+            environment=environment,
         )
     return functions
 
@@ -107,7 +114,7 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
     import requests
 
     from stepwise.local import demo
-    from stepwise.local.auth import JwtAuthorizer, LocalUserPool
+    from stepwise.local.auth import LocalUserPool
     from stepwise.local.execution_states import print_state_changes
     from stepwise.local.routes import template_routes
     from stepwise.local.schedule_clock import ScheduleClock
@@ -135,18 +142,21 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
         ).raise_for_status()
         deployment = stack.enter_context(running(provision(project_dir, REGION)))
         stack.enter_context(print_state_changes(deployment.environment["TABLE_NAME"], REGION, sys.stdout))
-        routes = template_routes(load_template(project_dir))
-        functions = _warm_instances(deployment, routes)
-        for instances in functions.values():
-            stack.callback(instances.close)
-            instances.prewarm()  # its cold start overlaps what follows
 
         # Every moto request draws on its random numbers (request ids at least): nothing else may call moto
         # from the seed until the pool, its client and the demo user exist, or their ids change.
         requests.post(f"{aws_url}/moto-api/seed", params={"a": str(COGNITO_SEED)}, timeout=10).raise_for_status()
         users = LocalUserPool.create(boto3.session.Session(region_name=REGION).client("cognito-idp"), REGION)
         demo_sub = users.ensure_user(demo.DEMO_USER, admin=False)
-        authorizer = JwtAuthorizer.from_jwks_url(users.issuer, [users.client_id], users.jwks_url(aws_url))
+        stack.enter_context(environment(users.api_environment(aws_url)))  # the API function's token settings
+
+        # The API function's instances are processes: each takes the environment it starts with, so they
+        # start only now that it holds the token settings (a cold start later gets the same copy).
+        routes = template_routes(load_template(project_dir))
+        functions = _warm_instances(deployment, routes, dict(os.environ))
+        for instances in functions.values():
+            stack.callback(instances.close)
+            instances.prewarm()  # its cold start overlaps what follows
 
         agents = stack.enter_context(demo.DemoAgentServer(aws_port + 1))
         seeded = demo.seed(Store(get_settings().table_name), demo_sub, agents.url)
@@ -159,7 +169,7 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
         yield LocalStack(
             api_url=f"http://127.0.0.1:{port}",
             aws_url=aws_url,
-            gateway=LocalGateway(routes, authorizer, users, functions, port),
+            gateway=LocalGateway(routes, users, functions, port),
             users=users,
             deployment=deployment,
             demo=seeded,
@@ -167,10 +177,26 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
         )
 
 
+class StoppedMidState(logging.Filter):
+    """Drops moto's line for an execution stopped in the middle of a state, keeps its other errors.
+
+    A cancel stops the execution in Step Functions while moto's interpreter may be evaluating a state; the
+    state then finds its value stack empty and the interpreter logs ``Stepfunctions computation ended with
+    exception 'IndexError(...)'`` (moto 5.2.5, whose StopExecution is not faithful). The execution record
+    already says CANCELED, and the log has that line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the stopped-mid-state line (an IndexError), True for anything else."""
+        cause = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        return not (isinstance(cause, str) and cause.startswith("IndexError("))
+
+
 def _quiet_libraries() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
     # moto's Step Functions interpreter dumps its parse tree for every failed state; the record holds the error.
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
+    logging.getLogger(MOTO_PROGRAM_LOGGER).addFilter(StoppedMidState())
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 

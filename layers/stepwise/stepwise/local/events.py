@@ -4,7 +4,8 @@ One builder serves the local stack (from a real HTTP request) and the tests (fro
 body), so both hand the API function exactly what API Gateway would: ``rawPath``, ``rawQueryString``
 and ``queryStringParameters`` (repeated keys joined with commas), lower-cased headers (repeated ones
 joined with commas), cookies, a base64 body for binary content, ``pathParameters`` of the matched
-``ANY /api/{proxy+}`` route, and the JWT authorizer's claims under ``requestContext.authorizer.jwt``.
+``ANY /api/{proxy+}`` route. The routes have no authorizer (the API function checks the bearer token
+itself), so the event carries no ``requestContext.authorizer``: the token is in the ``authorization`` header.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded",
 
 
 PROXY_ROUTE = "ANY /api/{proxy+}"
-# The template's routes: the OpenAPI document has a route of its own (no authorizer), the rest the proxy.
+# The template's routes: the OpenAPI document has a route of its own, the rest the proxy.
 OPEN_ROUTES = frozenset({"GET /api/openapi.json"})
 
 
@@ -33,25 +34,12 @@ def route_key_for(method: str, path: str) -> str:
     return PROXY_ROUTE if path.startswith("/api/") else exact
 
 
-def _claims_as_strings(claims: Mapping[str, Any]) -> dict[str, str]:
-    # The HTTP API JWT authorizer hands every claim to the function as a string; lists as "[a b]".
-    flattened: dict[str, str] = {}
-    for name, value in claims.items():
-        if isinstance(value, list | tuple):
-            flattened[name] = "[" + " ".join(str(item) for item in value) + "]"
-        else:
-            flattened[name] = str(value)
-    return flattened
-
-
 def http_api_event(
     method: str,
     path_and_query: str,
     *,
     headers: Sequence[tuple[str, str]] | Mapping[str, str] = (),
     body: bytes | str | None = None,
-    claims: Mapping[str, Any] | None = None,
-    scopes: Sequence[str] | None = None,
     source_ip: str = "127.0.0.1",
     stage: str = "$default",
     domain: str = "localhost",
@@ -114,10 +102,6 @@ def http_api_event(
         event["queryStringParameters"] = query
     if route_key == PROXY_ROUTE:
         event["pathParameters"] = {"proxy": path.removeprefix("/api/")}
-    if claims is not None:
-        event["requestContext"]["authorizer"] = {
-            "jwt": {"claims": _claims_as_strings(claims), "scopes": list(scopes) if scopes else None}
-        }
     if raw_body is not None:
         if encoded is not None:
             event["body"] = encoded

@@ -51,7 +51,8 @@ class ExecutionStateLog:
         error = _value(new, "error")
         if state == "FAILED" and isinstance(error, str):
             line += f": {error if len(error) <= _ERROR_CHARS else error[:_ERROR_CHARS] + '...'}"
-        print(line, file=self.out, flush=True)
+        self.out.write(line + "\n")  # one write: the request log writes to the same stream from other threads
+        self.out.flush()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ExecutionStateLog:
         # moto copies the whole table before each transaction (to roll back); the copy must log too.

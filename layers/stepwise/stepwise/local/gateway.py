@@ -1,8 +1,9 @@
-"""API Gateway's part of the local API: route, authorize, build the event, invoke the function, shape the answer.
+"""API Gateway's part of the local API: route, build the event, invoke the function, shape the answer.
 
 Each request becomes the payload 2.0 event API Gateway would send (:func:`stepwise.local.events.http_api_event`)
-for the route the template declares (:mod:`stepwise.local.routes`), after the JWT authorizer's checks
-(:mod:`stepwise.local.auth`); the function runs in one of its warm instances
+for the route the template declares (:mod:`stepwise.local.routes`). The routes have no authorizer: the
+``Authorization`` header goes through to the function, which checks the token itself (:mod:`stepwise.auth`),
+so every 401 is the API's envelope. The function runs in one of its warm instances
 (:mod:`stepwise.local.warm_instances`), so requests are served side by side; its answer is shaped as API
 Gateway shapes it. ``POST /local/token`` (local only) mints a token for a local user.
 
@@ -22,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stepwise.local.auth import USER_NAME_PATTERN, AuthorizationFailed, JwtAuthorizer, LocalUserPool
+from stepwise.local.auth import USER_NAME_PATTERN, LocalUserPool
 from stepwise.local.events import http_api_event
 from stepwise.local.routes import Route, select_route
 from stepwise.local.warm_instances import InvokeFailed, WarmInstances
@@ -115,7 +116,7 @@ REBOUND = {"message": "Forbidden: the local stack answers only to localhost"}
 
 
 class LocalGateway:
-    """API Gateway's part: route, authorize, build the event, call the function, shape the answer.
+    """API Gateway's part: route, build the event, call the function, shape the answer.
 
     ``functions`` holds the warm instances of every routed function, by logical id. Nothing here holds a
     lock around a function: each request gets an instance of its own.
@@ -124,15 +125,11 @@ class LocalGateway:
     def __init__(
         self,
         routes: Sequence[Route],
-        authorizer: JwtAuthorizer | None,
         users: LocalUserPool | None,
         functions: Mapping[str, WarmInstances],
         port: int,
     ) -> None:
-        if authorizer is None and any(route.authorized for route in routes):
-            raise ValueError("a route needs a token: the gateway needs an authorizer")
         self.routes = list(routes)
-        self.authorizer = authorizer
         self.users = users
         self.functions = dict(functions)
         self.port = port
@@ -149,19 +146,9 @@ class LocalGateway:
         if selected is None:
             return json_response(404, {"message": "Not Found"})
         route, parameters = selected
-        claims: dict[str, Any] | None = None
-        if route.authorized and self.authorizer is not None:
-            try:
-                claims = self.authorizer.authorize(request.header("authorization"))
-            except AuthorizationFailed as refusal:
-                challenge = refusal.www_authenticate()
-                extra = [("www-authenticate", challenge)] if challenge else []
-                return json_response(401, {"message": "Unauthorized"}, extra)
-        return self._invoke(route, parameters, request, claims)
+        return self._invoke(route, parameters, request)
 
-    def _invoke(
-        self, route: Route, parameters: dict[str, str], request: HttpRequest, claims: dict[str, Any] | None
-    ) -> GatewayResponse:
+    def _invoke(self, route: Route, parameters: dict[str, str], request: HttpRequest) -> GatewayResponse:
         forwarded = [
             ("x-forwarded-for", request.source_ip),
             ("x-forwarded-port", str(self.port)),
@@ -172,7 +159,6 @@ class LocalGateway:
             request.target,
             headers=[*request.headers, *forwarded],
             body=request.body or None,
-            claims=claims,
             source_ip=request.source_ip,
             domain=f"127.0.0.1:{self.port}",
         )

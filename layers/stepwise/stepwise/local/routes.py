@@ -1,7 +1,8 @@
 """API Gateway's routing, read from the template: each ``HttpApi`` event of a function is a route.
 
-:func:`template_routes` lists them with the authorizer each ends up with, and :func:`select_route` picks the
-one API Gateway would pick for a request (literal paths before ``{variables}`` before a greedy ``{proxy+}``).
+:func:`template_routes` lists them (none has an authorizer: the API function checks the bearer token itself,
+:mod:`stepwise.auth`), and :func:`select_route` picks the one API Gateway would pick for a request (literal
+paths before ``{variables}`` before a greedy ``{proxy+}``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from stepwise.local.template import resources_of_type
 
 @dataclass(frozen=True)
 class Route:
-    """One ``HttpApi`` event of a template function: ``METHOD /path`` and whether it needs a token."""
+    """One ``HttpApi`` event of a template function: ``METHOD /path``."""
 
     method: str
     path: str
     function: str
-    authorized: bool
 
     @property
     def key(self) -> str:
@@ -63,31 +63,19 @@ class Route:
 
 
 def template_routes(template: Mapping[str, Any]) -> list[Route]:
-    """Every ``HttpApi`` event of every function in the template, with the authorizer it ends up with.
-
-    An event's ``Auth.Authorizer`` wins; ``NONE`` leaves the route open; without one, the route takes its
-    API's ``Auth.DefaultAuthorizer`` (and is open if that API has none).
-    """
-    defaults = {
-        logical_id: ((api.get("Properties") or {}).get("Auth") or {}).get("DefaultAuthorizer")
-        for logical_id, api in resources_of_type(template, "AWS::Serverless::HttpApi").items()
-    }
+    """Every ``HttpApi`` event of every function in the template."""
     routes: list[Route] = []
     for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
         for event in ((resource.get("Properties") or {}).get("Events") or {}).values():
             if event.get("Type") != "HttpApi":
                 continue
             properties = event.get("Properties") or {}
-            api_id = properties.get("ApiId")
-            default = defaults.get(api_id["Ref"]) if isinstance(api_id, dict) and "Ref" in api_id else None
-            authorizer = (properties.get("Auth") or {}).get("Authorizer", default)
             method = str(properties.get("Method", "ANY")).upper()
             routes.append(
                 Route(
                     method="ANY" if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" else method,
                     path=str(properties.get("Path", "/")),
                     function=logical_id,
-                    authorized=authorizer not in (None, "NONE"),
                 )
             )
     return routes

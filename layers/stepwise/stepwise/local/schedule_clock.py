@@ -3,7 +3,7 @@
 At every tick, :class:`ScheduleClock` lists the group's ENABLED schedules in (moto's) Scheduler and, for
 each, delivers every run that fell due since the previous tick: the target's Input with Scheduler's context
 attributes filled in (``<aws.scheduler.scheduled-time>`` the run's own time), handed to ``invoke``, the
-scheduler function's handler. When runs fall due is what ``stepwise.models.schedule`` computes:
+scheduler function's handler. When runs fall due is what ``stepwise.schedule_expressions`` computes:
 
 - rate: at the schedule's creation (or StartDate) and every period after it;
 - cron: at minute granularity, in the schedule's timezone;
@@ -34,7 +34,7 @@ from stepwise import aws
 from stepwise import schedules as scheduler
 from stepwise.clock import now as wall_clock
 from stepwise.errors import InvalidSchedule
-from stepwise.models.schedule import check_timezone, parse_expression
+from stepwise.schedule_expressions import check_timezone, parse_expression
 
 if TYPE_CHECKING:
     from mypy_boto3_scheduler.type_defs import GetScheduleOutputTypeDef

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 ExecutionState = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELED", "PAUSED"]
 NodeState = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "SKIPPED"]
@@ -38,6 +38,9 @@ class ExecutionSummary(BaseModel):
     completedAt: str | None
     startedBy: str
     error: str | None
+    pauseRequested: bool = Field(
+        description="a pause was asked for and the run will pause before its next node (resume withdraws it)"
+    )
 
 
 class WorkflowExecution(ExecutionSummary):

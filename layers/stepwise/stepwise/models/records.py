@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from stepwise.models.execution import ExecutionState, LogLine, NodeState
+from stepwise.models.execution import ExecutionState, ExecutionSummary, LogLine, NodeState
 
 
 class ActiveNode(BaseModel):
@@ -41,6 +41,12 @@ class ExecutionRecord(BaseModel):
     pauseRequested: bool = False
     taskToken: str | None = None
     revision: int = 0
+
+    def summary(self) -> ExecutionSummary:
+        """The execution as a listing shows it; a pause request shows only while the run can still pause."""
+        pending = self.pauseRequested and self.state in ("PENDING", "RUNNING")
+        shown = self.model_dump(include=set(ExecutionSummary.model_fields))
+        return ExecutionSummary.model_validate({**shown, "pauseRequested": pending})
 
 
 class NodeRun(BaseModel):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stepwise.errors import InvalidWorkflow
+from stepwise.models.wording import pattern_in_words
 from stepwise.nodes import REGISTRY
 from stepwise.nodes.base import RetryPolicy
 
@@ -15,6 +16,7 @@ MAX_NODES = 500
 # The node runner gives a node's calls this long (its Lambda timeout, less a margin to record the result).
 MAX_CALL_SECONDS = 300
 NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN), pattern_in_words("1 to 64 letters, digits, '_' or '-'")]
 
 
 class NodeDefinition(BaseModel):
@@ -22,7 +24,7 @@ class NodeDefinition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=NODE_ID_PATTERN)
+    id: NodeId
     type: str
     name: str | None = Field(default=None, max_length=200)
     config: dict[str, Any] = Field(default_factory=dict)
@@ -30,11 +32,33 @@ class NodeDefinition(BaseModel):
     timeoutSeconds: float | None = Field(default=None, gt=0, le=300, description="for nodes that call out")
     retry: RetryPolicy | None = Field(default=None, description="for nodes that call out")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _config_fields_belong_in_config(cls, data: Any) -> Any:
+        # A field of the node's config written beside it ({"type": "delay", "seconds": 3}) gets a hint.
+        if isinstance(data, dict) and (node_type := REGISTRY.get(str(data.get("type")))) is not None:
+            for name in data:
+                if name not in cls.model_fields and name in node_type.config_model.model_fields:
+                    raise ValueError(f"'{name}' belongs in config, not on the node")
+        return data
+
+
+# Fields of a node written inside its config by mistake ({"config": {"timeoutSeconds": 5}}) get a hint.
+_NODE_FIELDS = frozenset(NodeDefinition.model_fields) - {"config"}
+
 
 def _describe(error: Mapping[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{location}: {message}" if location else message
+
+
+def _describe_config(error: Mapping[str, Any]) -> str:
+    """A config error as ``config.<field>: <what to fix>``."""
+    location = error["loc"]
+    if error["type"] == "extra_forbidden" and len(location) == 1 and location[0] in _NODE_FIELDS:
+        return f"config.{location[0]}: belongs on the node, not in config"
+    return f"config.{_describe(error)}"
 
 
 class WorkflowDefinition(BaseModel):
@@ -66,8 +90,8 @@ class WorkflowDefinition(BaseModel):
             try:
                 config = node_type.config_model.model_validate(node.config)
             except ValidationError as error:
-                details = "; ".join(_describe(e) for e in error.errors(include_url=False))
-                raise ValueError(f"{where}: config.{details}") from None
+                details = "; ".join(_describe_config(e) for e in error.errors(include_url=False))
+                raise ValueError(f"{where}: {details}") from None
             if (node.timeoutSeconds is not None or node.retry is not None) and not node_type.calls_out:
                 raise ValueError(f"{where}: timeoutSeconds and retry apply only to nodes that call out")
             attempts = node.retry.maxAttempts if node.retry else 3
@@ -93,6 +117,11 @@ class WorkflowDefinition(BaseModel):
                     return node.next
                 return self.nodes[index + 1].id if index + 1 < len(self.nodes) else None
         return None
+
+    def agent_ids(self) -> list[str]:
+        """The agents its agentTask nodes call, each once, in the order the nodes first name them."""
+        named = (node.config.get("agentId") for node in self.nodes if node.type == "agentTask")
+        return list(dict.fromkeys(str(agent_id) for agent_id in named if agent_id))
 
     def output_of(self, variables: dict[str, Any]) -> Any:
         """An execution's output: the variables named by ``output``, else all of them (a view, not stored)."""

@@ -7,14 +7,14 @@ from typing import Any
 from pydantic import Field
 
 from stepwise.interpolation import as_text, interpolate
-from stepwise.nodes.base import NodeConfig, NodeContext, NodeFailed, Outcome
+from stepwise.nodes.base import NodeConfig, NodeContext, NodeFailed, Outcome, VariableName
 from stepwise.nodes.calls import policy_for, send
 
 
 class AgentTaskConfig(NodeConfig):
     agentId: str = Field(min_length=1)
     prompt: str = Field(min_length=1, description="interpolated with the execution's variables")
-    outputVariable: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    outputVariable: VariableName | None = None
 
 
 def _openai_content(answer: Any) -> Any:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepwise.models.execution import LogLevel
+from stepwise.models.wording import pattern_in_words
 
 if TYPE_CHECKING:
     from stepwise.models.agent import AgentRecord
@@ -19,6 +20,14 @@ class NodeConfig(BaseModel):
     """Base of every node type's config model: unknown keys are a mistake worth a 400."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+# The name of a variable a node stores its result in.
+VariableName = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$"),
+    pattern_in_words("a letter or '_' followed by letters, digits, '_' or '-'"),
+]
 
 
 class RetryPolicy(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from stepwise.interpolation import as_text, interpolate
-from stepwise.nodes.base import NodeConfig, NodeContext, NodeFailed, Outcome
+from stepwise.nodes.base import NodeConfig, NodeContext, NodeFailed, Outcome, VariableName
 from stepwise.nodes.calls import policy_for, send
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
@@ -19,7 +19,7 @@ class HttpRequestConfig(NodeConfig):
     url: str = Field(min_length=1, description="http or https URL; may contain ${placeholders}")
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = Field(default=None, description="sent as JSON unless it is a string")
-    outputVariable: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    outputVariable: VariableName | None = None
     failOnError: bool = Field(default=True, description="fail the node on a 4xx or 5xx answer")
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from stepwise import ids, limits, stepfunctions
-from stepwise.clock import now_iso
-from stepwise.errors import BadRequest, Conflict, ExecutionNotFound, StartFailed, WorkflowNotFound
+from stepwise.clock import iso, now_iso
+from stepwise.errors import (
+    BadRequest,
+    Conflict,
+    ExecutionExists,
+    ExecutionNotFound,
+    NotOwner,
+    StartFailed,
+    WorkflowNotFound,
+)
 from stepwise.identity import Caller
 from stepwise.models.execution import (
     TERMINAL_STATES,
@@ -19,10 +28,15 @@ from stepwise.models.execution import (
 from stepwise.models.records import ExecutionRecord, NodeRun
 from stepwise.models.workflow import WorkflowDefinition, WorkflowView
 from stepwise.service import workflows
+from stepwise.service.paging import callers_cursor
 from stepwise.settings import Settings
-from stepwise.store import Store, terminal
+from stepwise.store import ConditionFailed, ExecutionQuery, Store, terminal
 
 CANCELABLE = ("PENDING", "RUNNING", "PAUSED")
+# A pause is asked for (or withdrawn) while the run has not paused yet.
+PAUSABLE = ("PENDING", "RUNNING")
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def _state_machine(settings: Settings) -> str:
@@ -44,7 +58,8 @@ def launch(
     """Record a PENDING execution of the workflow's current version and start its state machine run.
 
     ``execution_id`` makes the start idempotent (a scheduled tick delivered twice starts one run). If Step
-    Functions refuses, the record ends FAILED with the reason and ``StartFailed`` is raised.
+    Functions refuses, the record ends FAILED with the reason and ``StartFailed`` is raised. ``ExecutionExists``
+    when another start with the same ``execution_id`` recorded it first.
     """
     merged = {**workflow.variables, **variables}
     if limits.depth(merged) > limits.MAX_DEPTH:
@@ -71,7 +86,10 @@ def launch(
         cursor=workflow.nodes[0].id,
         maxNodeRuns=workflow.maxNodeRuns or settings.default_max_node_runs,
     )
-    store.create_execution(record)
+    try:
+        store.create_execution(record)
+    except ConditionFailed as error:
+        raise ExecutionExists(execution_id) from error
     _start_state_machine(store, settings, execution_id)
     return execution_id
 
@@ -236,9 +254,8 @@ def get(store: Store, caller: Caller, execution_id: str) -> WorkflowExecution:
     for run in runs:
         lines.extend(run.logs)
     lines.sort(key=lambda line: line.timestamp)
-    summary = ExecutionSummary.model_validate(record, from_attributes=True)
     view = WorkflowExecution(
-        **summary.model_dump(),
+        **record.summary().model_dump(),
         variables=record.variables,
         logs=lines,
         # Derived, not stored: it would double what the execution item holds.
@@ -283,11 +300,62 @@ def list_for_workflow(
     if workflow is not None:
         caller.ensure_can_read(workflow.owner, f"workflow {workflow_id}")
         owner = workflow.owner
-    records, next_cursor = store.list_executions(owner, workflow_id, state, limit, cursor)
+    with callers_cursor():
+        records, next_cursor = store.find_executions(ExecutionQuery(owner, workflow_id, state), limit, cursor)
     if workflow is None and not records and cursor is None:
         raise WorkflowNotFound(workflow_id)
-    summaries = [ExecutionSummary.model_validate(r, from_attributes=True) for r in records]
-    return summaries, next_cursor
+    return [record.summary() for record in records], next_cursor
+
+
+def parse_time_bound(name: str, text: str | None) -> datetime | None:
+    """A ``from``/``to`` bound as given in a query (ISO-8601; UTC unless it says otherwise), to the millisecond."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError as error:
+        raise BadRequest(
+            f"{name}: '{text}' is not an ISO-8601 time; write it like 2024-05-01T09:30:00Z "
+            "(a date alone, 2024-05-01, is that day at 00:00 UTC)"
+        ) from error
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    # No execution started before 1970 or after 9000: outside that, a bound changes nothing.
+    if moment.year in (1, 9999):
+        return _EARLIEST if moment.year == 1 else _LATEST
+    moment = min(max(moment.astimezone(UTC), _EARLIEST), _LATEST)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def find(
+    store: Store,
+    caller: Caller,
+    *,
+    owner: str | None = None,
+    workflow_id: str | None = None,
+    state: str | None = None,
+    started_by: str | None = None,
+    started_from: str | None = None,
+    started_to: str | None = None,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[list[ExecutionSummary], str | None]:
+    """The caller's executions across all their workflows, newest first, narrowed by what is given.
+
+    ``started_from`` (included) and ``started_to`` (excluded) bound ``startedAt``; ``owner`` lists someone
+    else's executions, for an admin only.
+    """
+    if owner is not None and owner != caller.sub and not caller.is_admin:
+        raise NotOwner("Only an admin may list another user's executions (owner=)")
+    if workflow_id is not None and not ids.is_id(workflow_id, "wf"):
+        raise BadRequest(f"workflowId: '{workflow_id}' is not a workflow id (wf_ followed by 26 characters)")
+    first, last = parse_time_bound("from", started_from), parse_time_bound("to", started_to)
+    if first and last and first >= last:
+        raise BadRequest(f"from ({iso(first)}) must be before to ({iso(last)})")
+    query = ExecutionQuery(owner or caller.sub, workflow_id, state, started_by, first, last)
+    with callers_cursor():
+        records, next_cursor = store.find_executions(query, limit, cursor)
+    return [record.summary() for record in records], next_cursor
 
 
 def cancel(store: Store, settings: Settings, caller: Caller, execution_id: str) -> None:
@@ -314,25 +382,31 @@ def cancel(store: Store, settings: Settings, caller: Caller, execution_id: str) 
 
 
 def pause(store: Store, caller: Caller, execution_id: str) -> str:
-    """Ask the run to pause before its next node."""
-    record = _record(store, caller, execution_id, change=True)
-    if record.state in ("PENDING", "RUNNING") and store.request_pause(
-        execution_id, True, allowed_from=("PENDING", "RUNNING")
-    ):
+    """Ask the run to pause before its next node (``pauseRequested`` shows it until then)."""
+    _record(store, caller, execution_id, change=True)
+    requested, current = store.request_pause(execution_id, True, allowed_from=PAUSABLE)
+    if requested:
         return f"Execution {execution_id} will pause before its next node"
-    current = store.get_execution(execution_id) or record
+    if current is None:
+        raise ExecutionNotFound(execution_id)
     if current.state == "PAUSED":
         raise Conflict(f"Execution {execution_id} is already paused")
+    if current.state in PAUSABLE:
+        raise Conflict(f"Execution {execution_id}: a pause is already requested; it pauses before its next node")
     raise Conflict(f"Execution {execution_id} already ended ({current.state}); it cannot be paused")
 
 
 def resume(store: Store, caller: Caller, execution_id: str) -> str:
-    """Resume a paused run (and approve the approval node it waits at)."""
+    """Resume a paused run (and approve the approval node it waits at), or withdraw a pause not yet taken."""
     record = _record(store, caller, execution_id, change=True)
-    if record.state == "RUNNING" and record.pauseRequested:
-        if store.request_pause(execution_id, False, allowed_from=("RUNNING",)):
-            return f"Execution {execution_id} resumed"
-        record = store.get_execution(execution_id) or record
+    if record.state in PAUSABLE:
+        withdrawn, current = store.request_pause(execution_id, False, allowed_from=PAUSABLE)
+        if withdrawn:
+            return f"Execution {execution_id}: pause withdrawn; it goes on running"
+        # Not requested, or the run paused meanwhile: decide on the record as it is now.
+        record = current or record
+        if record.state in PAUSABLE:
+            raise Conflict(f"Execution {execution_id} is not paused ({record.state}) and no pause is requested")
     if record.state != "PAUSED":
         if record.state in TERMINAL_STATES:
             raise Conflict(f"Execution {execution_id} already ended ({record.state}); it cannot be resumed")

@@ -315,7 +315,9 @@ class _Step:
         assert node_type.finish is not None
         config = node_type.config_model.model_validate(node.config)
         outcome = node_type.finish(config, self.context(node, lambda: False), active.model_dump())
-        return self.commit(node, active, outcome, time.monotonic())
+        # The node began when its wait did: "completed in" counts the wait, as the node's times do.
+        waited = max(0.0, time.time() - parse_iso(active.startedAt).timestamp())
+        return self.commit(node, active, outcome, time.monotonic() - waited)
 
 
 def _unfinished_wait(active: ActiveNode) -> Answer | None:

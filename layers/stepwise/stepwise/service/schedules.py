@@ -13,28 +13,22 @@ Scheduler delivers twice (its retries) starts one execution.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from stepwise import ids
 from stepwise import schedules as scheduler
 from stepwise.clock import now, now_iso
-from stepwise.errors import BadRequest, Conflict, InvalidSchedule, ScheduleNotFound, StartFailed
+from stepwise.errors import BadRequest, Conflict, ExecutionExists, InvalidSchedule, ScheduleNotFound, StartFailed
 from stepwise.identity import Caller
-from stepwise.models.schedule import (
-    FireResult,
-    ScheduleDelivery,
-    ScheduleInput,
-    SchedulePatch,
-    ScheduleView,
-    check,
-)
+from stepwise.models.schedule import FireResult, ScheduleDelivery, ScheduleInput, SchedulePatch, ScheduleView
 from stepwise.models.workflow import WorkflowView
 from stepwise.observability import logger
+from stepwise.schedule_expressions import check
 from stepwise.service import executions, workflows
 from stepwise.settings import Settings, get_settings
-from stepwise.store import Store
+from stepwise.store import ConditionFailed, Store
 
 MAX_SCHEDULES_PER_WORKFLOW = 50
 STARTED_BY_PREFIX = "schedule:"
@@ -86,6 +80,17 @@ def _spec(view: ScheduleView) -> scheduler.ScheduleSpec:
     )
 
 
+@contextmanager
+def _in_scheduler() -> Iterator[None]:
+    """Scheduler's refusals, as the caller's errors: an invalid schedule is a 400, a taken name a 409."""
+    try:
+        yield
+    except scheduler.ScheduleRefused as error:
+        raise InvalidSchedule(f"EventBridge Scheduler refused the schedule: {error}") from error
+    except scheduler.ScheduleExists as error:
+        raise Conflict(str(error)) from error
+
+
 def _body(view: ScheduleView) -> dict[str, Any]:
     return view.model_dump(mode="json")
 
@@ -129,9 +134,13 @@ def create(store: Store, settings: Settings, caller: Caller, workflow_id: str, r
         createdAt=timestamp,
         updatedAt=timestamp,
     )
-    store.put_body(_pk(workflow_id), _sk(view.id), _body(view), condition="attribute_not_exists(PK)")
     try:
-        scheduler.create(target, _spec(view))
+        store.put_body(_pk(workflow_id), _sk(view.id), _body(view), condition="attribute_not_exists(PK)")
+    except ConditionFailed as error:
+        raise Conflict(f"Schedule {view.id} exists already") from error
+    try:
+        with _in_scheduler():
+            scheduler.create(target, _spec(view))
     except Exception:
         store.delete_item(_pk(workflow_id), _sk(view.id))
         raise
@@ -182,7 +191,8 @@ def patch(
     if not store.replace_body(_pk(workflow_id), _sk(schedule_id), _body(updated), previous=previous):
         raise Conflict(f"Schedule {schedule_id} was changed or deleted meanwhile; read it and retry")
     try:
-        scheduler.update(target, _spec(updated))
+        with _in_scheduler():
+            scheduler.update(target, _spec(updated))
     except Exception:
         # Put the record back, so the table keeps saying what Scheduler does.
         store.replace_body(_pk(workflow_id), _sk(schedule_id), previous, previous=_body(updated))
@@ -264,10 +274,8 @@ def fire(store: Store, settings: Settings, delivery: ScheduleDelivery) -> FireRe
         # The workflow's defaults and the schedule's variables together are too big: no retry can fix it.
         logger.error(f"Schedule {schedule_id} could not start a run: {error}", extra={"schedule_id": schedule_id})
         return FireResult(outcome="failed", scheduleId=schedule_id, reason=str(error))
-    except ClientError as error:
+    except ExecutionExists:
         # Two deliveries of one tick at once: the other one created the execution record first.
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return FireResult(outcome="duplicate", scheduleId=schedule_id, executionId=execution_id)
-        raise
+        return FireResult(outcome="duplicate", scheduleId=schedule_id, executionId=execution_id)
     logger.info(f"Schedule {schedule_id} started {execution_id}", extra={"schedule_id": schedule_id})
     return FireResult(outcome="started", scheduleId=schedule_id, executionId=execution_id)

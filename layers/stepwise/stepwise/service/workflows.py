@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from stepwise import ids
 from stepwise.clock import now_iso
-from stepwise.errors import InvalidWorkflow, WorkflowNotFound
+from stepwise.errors import Conflict, InvalidWorkflow, WorkflowNotFound
 from stepwise.identity import Caller
 from stepwise.models.workflow import WorkflowDefinition, WorkflowView
-from stepwise.store import Store
+from stepwise.service.paging import callers_cursor
+from stepwise.store import ConditionFailed, Store
+from stepwise.store.workflows import MAX_AGENTS
 
 # A version is one DynamoDB item (400 KB at most), stored twice (current and frozen version).
 MAX_DEFINITION_BYTES = 300_000
@@ -20,16 +24,29 @@ def _check_size(definition: WorkflowDefinition) -> None:
 
 
 def _check_agents(store: Store, caller: Caller, definition: WorkflowDefinition) -> None:
+    used = definition.agent_ids()
+    if len(used) > MAX_AGENTS:
+        raise InvalidWorkflow(f"the workflow calls {len(used)} different agents; the limit is {MAX_AGENTS}")
+    agents = {agent_id: store.get_agent(agent_id) if ids.is_id(agent_id, "ag") else None for agent_id in used}
     for index, node in enumerate(definition.nodes):
         if node.type != "agentTask":
             continue
         agent_id = str(node.config["agentId"])
-        agent = store.get_agent(agent_id) if ids.is_id(agent_id, "ag") else None
+        agent = agents[agent_id]
         where = f"nodes[{index}] (id '{node.id}'): config.agentId"
         if agent is None:
             raise InvalidWorkflow(f"{where}: agent {agent_id} does not exist")
         if agent.owner != caller.sub:
             raise InvalidWorkflow(f"{where}: agent {agent_id} belongs to someone else")
+
+
+def _stored(store: Store, caller: Caller, view: WorkflowView, write: Callable[[], None]) -> None:
+    """Make the write; when its transaction fails, say whether an agent went meanwhile or the workflow changed."""
+    try:
+        write()
+    except ConditionFailed as error:
+        _check_agents(store, caller, view)  # an agent deleted meanwhile: a 400 that names it
+        raise Conflict(f"Workflow {view.id} was changed or deleted meanwhile; read it and retry") from error
 
 
 def create(store: Store, caller: Caller, definition: WorkflowDefinition) -> WorkflowView:
@@ -45,7 +62,7 @@ def create(store: Store, caller: Caller, definition: WorkflowDefinition) -> Work
         createdAt=timestamp,
         updatedAt=timestamp,
     )
-    store.put_new_workflow(view)
+    _stored(store, caller, view, lambda: store.put_new_workflow(view))
     return view
 
 
@@ -78,7 +95,9 @@ def update(store: Store, caller: Caller, workflow_id: str, definition: WorkflowD
         createdAt=current.createdAt,
         updatedAt=now_iso(),
     )
-    store.put_workflow_version(view)
+    # The agents it stops calling, that still exist (one deleted with force=true has no users to update).
+    dropped = [agent for agent in set(current.agent_ids()) - set(view.agent_ids()) if store.get_agent(agent)]
+    _stored(store, caller, view, lambda: store.put_workflow_version(view, dropped))
     return view
 
 
@@ -86,11 +105,12 @@ def delete(store: Store, caller: Caller, workflow_id: str) -> None:
     """Delete a workflow (its schedules too); past executions stay readable."""
     from stepwise.service import schedules
 
-    get_owned(store, caller, workflow_id)
+    current = get_owned(store, caller, workflow_id)
     schedules.delete_all_of_workflow(store, workflow_id)
-    store.delete_workflow(workflow_id)
+    store.delete_workflow(workflow_id, current.agent_ids())
 
 
 def list_mine(store: Store, caller: Caller, limit: int, cursor: str | None) -> tuple[list[WorkflowView], str | None]:
     """The caller's workflows, newest first."""
-    return store.list_workflows(caller.sub, limit, cursor)
+    with callers_cursor():
+        return store.list_workflows(caller.sub, limit, cursor)

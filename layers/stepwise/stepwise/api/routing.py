@@ -1,0 +1,105 @@
+"""What every Router of the API shares: who calls, what a request must get right first, documented answers.
+
+A route takes its caller as a parameter, ``caller: CurrentCaller``; resolving it is the one place a request
+is identified and checked before its handler runs, in this order:
+
+1. a valid bearer token (401, :mod:`stepwise.auth`), so nothing else is said to a stranger;
+2. only the query parameters the route declares (400 naming the others: one that was ignored silently
+   would answer something else than what was asked, e.g. the newest version for ``?version=1``);
+3. each id in the path of the kind its name says (404 that names the kind it is: ids are
+   ``<kind>_<ULID>``, see :mod:`stepwise.ids`).
+
+Routes anyone may call (:data:`PUBLIC_PATHS`, the API's description) take no caller.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, get_args
+
+from aws_lambda_powertools.event_handler import Depends, Request
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
+from stepwise import ids
+from stepwise.auth import verifier_for
+from stepwise.errors import BadRequest, NotFound
+from stepwise.identity import Caller, caller_from_claims
+from stepwise.models.envelopes import ErrorEnvelope
+from stepwise.settings import get_settings
+from stepwise.store import Store, default_store
+
+PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs"})
+# Where the caller is kept for the rest of the request (the resolver's context is cleared after each one).
+CALLER_CONTEXT_KEY = "stepwise.caller"
+# Path parameters that name a resource, and the kind of id each must be.
+ID_PARAMETERS: dict[str, ids.Kind] = {"workflowId": "wf", "executionId": "exe", "agentId": "ag", "scheduleId": "sch"}
+KIND_NAMES: dict[ids.Kind, str] = {"wf": "a workflow", "exe": "an execution", "ag": "an agent", "sch": "a schedule"}
+
+Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
+Cursor = Annotated[str | None, Query(description="the nextCursor of the previous page")]
+
+ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
+    status: {"description": description, "content": {"application/json": {"model": ErrorEnvelope}}}
+    for status, description in {
+        400: "Bad request: the message says what to fix",
+        401: "No valid bearer token: the message says what is wrong with it",
+        403: "Someone else's resource",
+        404: "No resource with that id",
+        409: "The resource's state does not allow it",
+        500: "Unexpected error (the detail is only in the logs)",
+    }.items()
+}
+
+
+def answers(status: int, description: str) -> dict[int, OpenAPIResponse]:
+    """A route's documented answers: ``status`` with its return type's schema, and every error envelope."""
+    return {status: {"description": description}, **ERROR_RESPONSES}
+
+
+def store() -> Store:
+    """The configured table's store (one per container)."""
+    return default_store()
+
+
+def identify(authorization: str | None) -> Caller:
+    """The caller named by an ``Authorization`` value's token, else a 401 saying what is wrong with it."""
+    settings = get_settings()
+    if not (settings.jwt_issuer and settings.jwt_audience and settings.jwks_url):
+        raise RuntimeError("JWT_ISSUER, JWT_AUDIENCE and JWKS_URL must be set for the API function")
+    verifier = verifier_for(settings.jwt_issuer, settings.jwt_audience, settings.jwks_url)
+    return caller_from_claims(verifier.claims(authorization))
+
+
+def current_caller(request: Request) -> Caller:
+    """The caller of a route, once the request passed the checks every route makes (module docstring)."""
+    caller = identify(request.headers.get("authorization"))
+    request.context[CALLER_CONTEXT_KEY] = caller
+    _only_declared_query_parameters(request)
+    _ids_of_their_kind(request)
+    return caller
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+def _only_declared_query_parameters(request: Request) -> None:
+    # Powertools keeps the matched route under "_route", as its own validation middleware reads it.
+    route: Any = request.context["_route"]
+    declared = [param.alias for param in route.dependant.query_params]
+    unknown = sorted(set(request.query_parameters or {}) - set(declared))
+    if not unknown:
+        return
+    names = ", ".join(f"'{name}'" for name in unknown)
+    takes = f"it takes {', '.join(declared)}" if declared else "it takes none"
+    plural = "s" if len(unknown) > 1 else ""
+    raise BadRequest(f"unknown query parameter{plural} {names} for {request.method} {request.route}; {takes}")
+
+
+def _ids_of_their_kind(request: Request) -> None:
+    for name, expected in ID_PARAMETERS.items():
+        value = request.path_parameters.get(name)
+        if not isinstance(value, str) or ids.is_id(value, expected):
+            continue
+        actual = next((kind for kind in get_args(ids.Kind) if ids.is_id(value, kind)), None)
+        if actual is not None:
+            raise NotFound(f"{value} is {KIND_NAMES[actual]} id, not {KIND_NAMES[expected]} id")

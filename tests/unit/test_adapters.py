@@ -1,0 +1,111 @@
+"""The Step Functions, Scheduler and Secrets Manager adapters: AWS's answers become answers or the adapter's
+own errors, never botocore's (botocore's Stubber plays AWS: no moto, no socket)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+
+from stepwise import aws, schedules, secrets, stepfunctions
+
+Stub = Callable[[str], Stubber]
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stub]:
+    """``stub("scheduler")``: the adapter's client for that service, answered by the returned Stubber."""
+    stubbers: list[Stubber] = []
+
+    def make(service: str) -> Stubber:
+        client = boto3.session.Session(region_name="us-east-1").client(service)  # type: ignore[call-overload]
+        monkeypatch.setattr(aws, service, lambda: client)
+        stubber = Stubber(client)
+        stubber.activate()
+        stubbers.append(stubber)
+        return stubber
+
+    yield make
+    for stubber in stubbers:
+        stubber.deactivate()
+
+
+TARGET = schedules.Target(group="g", function_arn="arn:f", role_arn="arn:r", dead_letter_arn="arn:q")
+SPEC = schedules.ScheduleSpec(
+    schedule_id="sch_1",
+    workflow_id="wf_1",
+    expression="rate(5 minutes)",
+    timezone="UTC",
+    enabled=True,
+    description=None,
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("ValidationException", schedules.ScheduleRefused),
+        ("ConflictException", schedules.ScheduleExists),
+        ("ThrottlingException", schedules.SchedulerError),
+    ],
+)
+def test_scheduler_refusals_are_the_adapters_errors(stub: Stub, code: str, expected: type[Exception]) -> None:
+    stub("scheduler").add_client_error("create_schedule", code, "the reason Scheduler gives")
+
+    with pytest.raises(expected) as raised:
+        schedules.create(TARGET, SPEC)
+
+    assert not isinstance(raised.value, ClientError)
+    if expected is schedules.ScheduleRefused:
+        assert str(raised.value) == "the reason Scheduler gives"
+
+
+def test_a_schedule_missing_from_scheduler_is_an_answer(stub: Stub) -> None:
+    stubber = stub("scheduler")
+    stubber.add_client_error("get_schedule", "ResourceNotFoundException", "not found")
+    stubber.add_client_error("delete_schedule", "ResourceNotFoundException", "not found")
+    stubber.add_client_error("get_schedule", "ResourceNotFoundException", "not found")
+
+    assert schedules.get("g", "sch_1") is None
+    assert schedules.delete("g", "sch_1") is False
+    assert schedules.disable("g", "sch_1") == "missing"
+
+
+@pytest.mark.parametrize(
+    ("code", "answer"),
+    [("TaskTimedOut", False), ("InvalidToken", False), ("TaskDoesNotExist", False), ("ThrottlingException", None)],
+)
+def test_resume_answers_false_for_a_token_that_is_gone_and_raises_its_own_error_else(
+    stub: Stub, code: str, answer: bool | None
+) -> None:
+    stub("stepfunctions").add_client_error("send_task_success", code, "no")
+
+    if answer is None:
+        with pytest.raises(stepfunctions.Throttled):
+            stepfunctions.resume("token", {})
+    else:
+        assert stepfunctions.resume("token", {}) is answer
+
+
+def test_a_start_of_a_name_that_exists_is_done_and_a_refusal_says_why(stub: Stub) -> None:
+    stubber = stub("stepfunctions")
+    stubber.add_client_error("start_execution", "ExecutionAlreadyExists", "exists")
+    stubber.add_client_error("start_execution", "StateMachineDoesNotExist", "no such state machine")
+
+    stepfunctions.start("arn:aws:states:us-east-1:123456789012:stateMachine:m", "exe_1")
+    with pytest.raises(stepfunctions.StartRefused, match="no such state machine"):
+        stepfunctions.start("arn:aws:states:us-east-1:123456789012:stateMachine:m", "exe_1")
+
+
+def test_a_credential_that_cannot_be_read_is_a_credential_error_without_its_value(stub: Stub) -> None:
+    stubber = stub("secretsmanager")
+    stubber.add_client_error("get_secret_value", "ResourceNotFoundException", "Secrets Manager can't find it")
+    stubber.add_client_error("delete_secret", "ResourceNotFoundException", "gone already")
+    secrets.forget_credentials()
+
+    with pytest.raises(secrets.CredentialError, match="could not be read: ResourceNotFoundException"):
+        secrets.read_credential("arn:secret:gone")
+    secrets.delete_credential("arn:secret:gone")  # a credential deleted already is fine
