@@ -12,7 +12,7 @@ from stepwise.local.demo import DEMO_USER
 from stepwise.local.gateway import LOCAL_TOKEN_PATH
 
 if TYPE_CHECKING:
-    from stepwise.local.dev import LocalStack
+    from stepwise.local.started import LocalStack
 
 
 def _cli_command() -> str:

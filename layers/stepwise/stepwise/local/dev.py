@@ -35,7 +35,6 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,12 +42,11 @@ from stepwise.local.api_server import DEFAULT_PORT, PortInUse, bind_api_server, 
 from stepwise.local.banner import banner
 from stepwise.local.gateway import LocalGateway
 from stepwise.local.stack import ACCOUNT, Deployment
+from stepwise.local.started import LocalStack
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
 
-    from stepwise.local.auth import LocalUserPool
-    from stepwise.local.demo import DemoSeed
     from stepwise.local.routes import Route
     from stepwise.local.warm_instances import WarmInstances
 
@@ -73,19 +71,6 @@ def _moto_server(port: int) -> Iterator[ThreadedMotoServer]:
         yield server
     finally:
         server.stop()
-
-
-@dataclass
-class LocalStack:
-    """What :func:`local_stack` started."""
-
-    api_url: str
-    aws_url: str
-    gateway: LocalGateway
-    users: LocalUserPool
-    deployment: Deployment
-    demo: DemoSeed
-    demo_agents_url: str
 
 
 def _warm_instances(
