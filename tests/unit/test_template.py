@@ -46,6 +46,7 @@ ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = {
 # notes/CONTRACTS.md, "Environment variables the functions read".
 CONTRACT_ENVIRONMENT = {
     "TABLE_NAME",
+    "EXECUTION_RETENTION_DAYS",
     "IDEMPOTENCY_TABLE_NAME",
     "STATE_MACHINE_ARN",
     "SECRET_PREFIX",
@@ -63,6 +64,8 @@ CONTRACT_ENVIRONMENT = {
 }
 # The API function checks bearer tokens itself (stepwise/auth.py): the user pool's issuer, client and keys.
 TOKEN_ENVIRONMENT = {"JWT_ISSUER", "JWT_AUDIENCE", "JWKS_URL"}
+# The API and the node runner read and write an execution's big values (stepwise/blobs.py).
+VALUES_ENVIRONMENT = {"VALUES_BUCKET_NAME"}
 
 
 @pytest.fixture(scope="module")
@@ -189,9 +192,9 @@ def test_functions_match_the_contract(template: dict[str, Any]) -> None:
         ("NodeRunnerFunction", "functions/node_runner/", "app.lambda_handler"),
         ("SchedulerFunction", "functions/scheduler/", "app.lambda_handler"),
     }
-    assert set(specs["ApiFunction"].environment_keys) == CONTRACT_ENVIRONMENT | TOKEN_ENVIRONMENT
+    assert set(specs["ApiFunction"].environment_keys) == CONTRACT_ENVIRONMENT | TOKEN_ENVIRONMENT | VALUES_ENVIRONMENT
     # Each leaves out the one variable that would be a circular dependency (see template.yaml).
-    assert set(specs["NodeRunnerFunction"].environment_keys) == CONTRACT_ENVIRONMENT - {
+    assert set(specs["NodeRunnerFunction"].environment_keys) == (CONTRACT_ENVIRONMENT | VALUES_ENVIRONMENT) - {
         "STATE_MACHINE_ARN",
         "SCHEDULER_TARGET_ARN",
     }
