@@ -112,9 +112,13 @@ class Blobs:
     def get_json(self, key: str) -> Any:
         """The value stored under ``key``; ``BlobNotFound`` when there is none."""
         with _s3_call(f"value {key} could not be read"):
-            answer = self.client.get_object(Bucket=self.bucket, Key=key)
-            with answer["Body"] as body:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            # StreamingBody's own read, not its context manager's raw stream: only this read checks the
+            # length S3 announced and turns urllib3's errors into botocore's.
+            try:
                 data = body.read()
+            finally:
+                body.close()
         try:
             return json.loads(data)
         except ValueError as error:  # UnicodeDecodeError is a ValueError too
