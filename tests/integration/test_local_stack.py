@@ -222,8 +222,11 @@ def test_aws_endpoint_holds_what_events_env_json_names(stack: Stack) -> None:
     tables = session.client("dynamodb", endpoint_url=endpoint).list_tables()["TableNames"]
     machines = session.client("stepfunctions", endpoint_url=endpoint).list_state_machines()["stateMachines"]
 
+    buckets = session.client("s3", endpoint_url=endpoint).list_buckets()["Buckets"]
+
     assert {names["TABLE_NAME"], names["IDEMPOTENCY_TABLE_NAME"]} <= set(tables)
     assert names["STATE_MACHINE_ARN"] in {machine["stateMachineArn"] for machine in machines}
+    assert names["VALUES_BUCKET_NAME"] in {bucket["Name"] for bucket in buckets}
 
 
 # ---------------------------------------------------------------------------- the seed's endpoints
