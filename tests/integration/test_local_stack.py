@@ -115,9 +115,10 @@ def wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Any) -> 
         if process.poll() is not None:
             raise AssertionError(f"stepwise dev exited with {process.returncode}:\n{log()}")
         try:
-            if requests.get(f"{url}/api/openapi.json", timeout=1).status_code == 200:
+            if requests.get(f"{url}/api/openapi.json", timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or its first API instance is still starting (slow on a loaded machine).
             pass
         time.sleep(0.1)
     raise AssertionError(f"stepwise dev did not answer within {START_DEADLINE_SECONDS} s:\n{log()}")
