@@ -37,9 +37,10 @@ typecheck: $(VENV)/.installed
 
 template: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(SAM) validate --lint
-	@# sam build looks for python3.13 on PATH (the layer's BuildMethod): the SAM venv has it.
+	@# The layer's Makefile runs python3 -m pip (the SAM venv's, on PATH); the functions' builds need python3.13.
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM) build --cached --parallel >/dev/null
-	@echo "template: sam validate --lint and sam build passed"
+	@echo "template: sam validate --lint and sam build passed; StepwiseLayer:" \
+		"$$(du -sm .aws-sam/build/StepwiseLayer | cut -f1) MB, $$(find .aws-sam/build/StepwiseLayer -type f | wc -l) files"
 
 test: lint typecheck template
 	$(VENV)/bin/pytest -n 2 --dist loadfile

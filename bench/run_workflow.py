@@ -1,11 +1,13 @@
-"""Benchmark: run an N-node workflow on the local stack and print what each node costs.
+"""Benchmark: what a cold start, a node and a local API request cost.
 
-Runs the real ASL under moto's Step Functions interpreter with Lambda routed to the project's handlers
-(in process, as the integration tests do) and prints, per node: state transitions, node-runner Lambda
-invocations, DynamoDB read and write calls (and items written), and wall-clock milliseconds; plus the
-time to read the finished execution through the API and the process's peak memory.
+1. Cold imports (bench/cold_imports.py): each handler's import time beside a bare ``import boto3``.
+2. Nodes: runs the real ASL under moto's Step Functions interpreter with Lambda routed to the project's
+   handlers (in process, as the integration tests do) and prints, per node: state transitions, node-runner
+   Lambda invocations, DynamoDB read and write calls (and items written), and wall-clock milliseconds; plus
+   the time to read the finished execution through the API and the process's peak memory.
+3. The local API (bench/local_api.py): ``stepwise dev`` over HTTP, kept-alive and with 1, 4 and 16 clients.
 
-    .venv/bin/python bench/run_workflow.py --nodes 10 --nodes 100 [--kind set|agent]
+    .venv/bin/python bench/run_workflow.py --nodes 10 --nodes 100 [--kind set|agent] [--skip imports] ...
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import cold_imports
+import local_api
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 READS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
@@ -84,8 +89,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, action="append", help="workflow size (repeatable; default 10 and 100)")
     parser.add_argument("--kind", choices=["set", "agent"], default="set", help="setVariables or agentTask nodes")
+    parser.add_argument("--import-rounds", type=int, default=9, help="fresh processes per cold import (default 9)")
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["imports", "nodes", "local-api"], help="leave a part out"
+    )
     args = parser.parse_args()
-    sizes = args.nodes or [10, 100]
+    if "imports" not in args.skip:
+        cold_imports.report(PROJECT_DIR, args.import_rounds)
+        print()
+    if "nodes" not in args.skip:
+        _nodes(args.nodes or [10, 100], args.kind)
+        print()
+    if "local-api" not in args.skip:
+        local_api.report(PROJECT_DIR)
+
+
+def _nodes(sizes: list[int], kind: str) -> None:
 
     for key, value in {
         "AWS_ACCESS_KEY_ID": "bench",
@@ -151,7 +170,7 @@ def main() -> None:
                 return json.loads(answer["body"])
 
             agent_id = None
-            if args.kind == "agent":
+            if kind == "agent":
                 agent = call(
                     "POST", "/api/agents", {"name": "bench", "endpoint": f"http://127.0.0.1:{server.server_port}/"}
                 )
@@ -160,14 +179,14 @@ def main() -> None:
             import boto3
 
             sfn = boto3.client("stepfunctions")
-            print(f"kind={args.kind}  (per node: transitions, node-runner invocations, DynamoDB calls, wall ms)")
+            print(f"kind={kind}  (per node: transitions, node-runner invocations, DynamoDB calls, wall ms)")
             header = (
                 f"{'nodes':>6} {'total ms':>9} {'ms/node':>8} {'trans/node':>10} {'invokes/node':>12} "
                 f"{'reads/node':>10} {'writes/node':>11} {'items/node':>10} {'GET ms':>7}"
             )
             print(header)
             for size in sizes:
-                workflow = call("POST", "/api/workflows", _definition(size, args.kind, agent_id))["data"]
+                workflow = call("POST", "/api/workflows", _definition(size, kind, agent_id))["data"]
                 _calls.clear()
                 invocations.clear()
                 global _items_written

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.slow
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 STEPWISE = Path(sys.executable).parent / "stepwise"
 DEMO_WORKFLOW = "wf_0000000000000000000000DEM0"
+DEMO_AGENTS = ("ag_0000000000000000000000DEM1", "ag_0000000000000000000000DEM2")
 START_DEADLINE_SECONDS = 40.0
 RUN_DEADLINE_SECONDS = 20.0
 TERMINAL = ("COMPLETED", "FAILED", "CANCELED")
@@ -114,9 +115,10 @@ def wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Any) -> 
         if process.poll() is not None:
             raise AssertionError(f"stepwise dev exited with {process.returncode}:\n{log()}")
         try:
-            if requests.get(f"{url}/api/openapi.json", timeout=1).status_code == 200:
+            if requests.get(f"{url}/api/openapi.json", timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or its first API instance is still starting (slow on a loaded machine).
             pass
         time.sleep(0.1)
     raise AssertionError(f"stepwise dev did not answer within {START_DEADLINE_SECONDS} s:\n{log()}")
@@ -190,6 +192,12 @@ def test_banner_says_where_everything_is(stack: Stack) -> None:
     assert f"--endpoint-url http://127.0.0.1:{stack.aws_port}" in out
     assert "token --user demo" in out
     assert f"{stack.url}/api/workflows/execute/{DEMO_WORKFLOW}" in out
+    assert f"agents {DEMO_AGENTS[0]} (json), {DEMO_AGENTS[1]} (openai-chat)" in out
+
+
+def test_the_demo_agents_the_banner_names_are_the_demo_users(stack: Stack, demo_token: str) -> None:
+    for agent_id in DEMO_AGENTS:
+        assert stack.call("GET", f"/api/agents/{agent_id}", demo_token).status_code == 200
 
 
 def test_openapi_document_needs_no_token(stack: Stack) -> None:
@@ -215,8 +223,11 @@ def test_aws_endpoint_holds_what_events_env_json_names(stack: Stack) -> None:
     tables = session.client("dynamodb", endpoint_url=endpoint).list_tables()["TableNames"]
     machines = session.client("stepfunctions", endpoint_url=endpoint).list_state_machines()["stateMachines"]
 
+    buckets = session.client("s3", endpoint_url=endpoint).list_buckets()["Buckets"]
+
     assert {names["TABLE_NAME"], names["IDEMPOTENCY_TABLE_NAME"]} <= set(tables)
     assert names["STATE_MACHINE_ARN"] in {machine["stateMachineArn"] for machine in machines}
+    assert names["VALUES_BUCKET_NAME"] in {bucket["Name"] for bucket in buckets}
 
 
 # ---------------------------------------------------------------------------- the seed's endpoints
@@ -605,7 +616,7 @@ def test_the_fetch_and_branch_example_takes_either_branch(stack: Stack) -> None:
 
 def test_the_agent_and_approval_examples_run(stack: Stack, demo_token: str) -> None:
     # The agent example, given the demo agents' URL the banner prints, answers a node
-    agents_url = re.search(r"agents at (http://127\.0\.0\.1:\d+)", stack.stdout.read_text())
+    agents_url = re.search(r"\(openai-chat\) at (http://127\.0\.0\.1:\d+)", stack.stdout.read_text())
     assert agents_url, stack.output()
     agent = stack.cli(
         "agent", "create", "-q", example("agent.yaml"), "--set", f"endpoint={agents_url[1]}/json", token=demo_token
@@ -755,6 +766,33 @@ def test_a_pause_is_shown_refused_twice_and_withdrawn_by_resume(stack: Stack) ->
         )
     finally:
         stack.call("DELETE", control, token)
+
+
+# ------------------------------------------------------------------------------------------ the log
+
+REQUEST_LINE = re.compile(r"^\d\d:\d\d:\d\d (GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) /\S* \d{3} \d+ ms$")
+STATE_LINE = re.compile(
+    r"^\d\d:\d\d:\d\d execution (exe_\w+) (PENDING|RUNNING|PAUSED|COMPLETED|FAILED|CANCELED)(: .+)?$"
+)
+
+
+def test_the_log_is_one_line_per_request_and_per_execution_state_change(stack: Stack, demo_token: str) -> None:
+    # Given the executions the tests above ran (completed, failed on a closed port, canceled) and a new one
+    started = stack.call("POST", f"/api/workflows/execute/{DEMO_WORKFLOW}", demo_token)
+    execution_id = started.json()["data"]["executionId"]
+    stack.wait_for_end(execution_id, demo_token)
+
+    # Then the log after the banner holds request lines and state lines only: no moto dump, no metrics
+    # JSON, nothing on stderr
+    lines = stack.stdout.read_text().splitlines()
+    after_banner = lines[lines.index(next(line for line in lines if line.startswith("  run it"))) + 2 :]
+    strays = [line for line in after_banner if not (REQUEST_LINE.match(line) or STATE_LINE.match(line))]
+    assert strays == []
+    assert stack.stderr.read_text() == ""
+    states = [m.group(2) for line in after_banner if (m := STATE_LINE.match(line)) and m.group(1) == execution_id]
+    assert states == ["PENDING", "RUNNING", "COMPLETED"]
+    assert any(STATE_LINE.match(line) and " FAILED: " in line for line in after_banner)  # with its error
+    assert f"POST /api/workflows/execute/{DEMO_WORKFLOW} 202 " in "\n".join(after_banner)
 
 
 # --------------------------------------------------------------------------------------- lifecycle

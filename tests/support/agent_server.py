@@ -27,11 +27,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Self
 
-from stepwise.local.httpio import read_body
+from stepwise.local.httpio import LocalHttpServer, read_body
 
 __all__ = ["AgentServer", "RecordedRequest", "Reply"]
 
@@ -300,8 +300,7 @@ class AgentServer:
                 self._connections.discard(connection)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LocalHttpServer):
     block_on_close = False
 
     def __init__(

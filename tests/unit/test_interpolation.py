@@ -512,7 +512,8 @@ def build_config(skeleton: Any, paths: list[str]) -> Any:
             if kind == "text":
                 out.append(text.replace("$", ""))
             elif kind == "escaped":
-                out.append(escape(text))
+                # A trailing "$" would join the next piece's "{" into a placeholder nobody wrote.
+                out.append(escape(text.rstrip("$")))
             else:
                 out.append("${" + paths[choice % len(paths)] + "}")
         return "".join(out)

@@ -48,6 +48,39 @@ def test_an_invalid_value_is_named() -> None:
         NodeRunnerSettings.from_environment(environment)
 
 
+@pytest.mark.parametrize(
+    ("model", "needs_bucket"), [(ApiSettings, True), (NodeRunnerSettings, True), (SchedulerSettings, False)]
+)
+def test_the_functions_that_read_or_write_values_need_their_bucket(
+    model: type[FunctionSettings], needs_bucket: bool
+) -> None:
+    environment = {name: value for name, value in local_environment().items() if name != "VALUES_BUCKET_NAME"}
+
+    if needs_bucket:
+        with pytest.raises(InvalidSettings, match="VALUES_BUCKET_NAME is not set"):
+            model.from_environment(environment)
+    else:
+        model.from_environment(environment)
+
+
+def test_values_are_inlined_up_to_8_kib_and_limited_to_1_mib_per_output_and_4_mib_in_all() -> None:
+    settings = NodeRunnerSettings.from_environment(local_environment())
+
+    assert (settings.inline_value_bytes, settings.max_output_bytes, settings.max_variables_total_bytes) == (
+        8192,
+        1_048_576,
+        4_194_304,
+    )
+
+
+def test_limits_that_do_not_nest_are_refused_by_name() -> None:
+    # An output bigger than all the variables together could never be stored.
+    environment = {**local_environment(), "MAX_OUTPUT_BYTES": "5000000"}
+
+    with pytest.raises(InvalidSettings, match="MAX_OUTPUT_BYTES <= MAX_VARIABLES_TOTAL_BYTES does not hold"):
+        ApiSettings.from_environment(environment)
+
+
 @pytest.mark.parametrize("logical_id", sorted(SETTINGS_OF))
 def test_the_template_gives_each_function_every_variable_its_settings_require(logical_id: str) -> None:
     declared = set(function_specs(load_template(PROJECT_DIR))[logical_id].environment_keys)

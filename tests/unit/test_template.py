@@ -17,6 +17,8 @@ from stepwise.local.template import (
     state_machine_definition,
     table_specs,
 )
+from stepwise.settings import FunctionSettings
+from stepwise.store.table import _LONGEST_RUN_DAYS
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 TERMINAL_TYPES = {"Choice", "Succeed", "Fail"}
@@ -46,6 +48,7 @@ ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = {
 # notes/CONTRACTS.md, "Environment variables the functions read".
 CONTRACT_ENVIRONMENT = {
     "TABLE_NAME",
+    "EXECUTION_RETENTION_DAYS",
     "IDEMPOTENCY_TABLE_NAME",
     "STATE_MACHINE_ARN",
     "SECRET_PREFIX",
@@ -63,6 +66,8 @@ CONTRACT_ENVIRONMENT = {
 }
 # The API function checks bearer tokens itself (stepwise/auth.py): the user pool's issuer, client and keys.
 TOKEN_ENVIRONMENT = {"JWT_ISSUER", "JWT_AUDIENCE", "JWKS_URL"}
+# The API and the node runner read and write an execution's big values (stepwise/blobs.py).
+VALUES_ENVIRONMENT = {"VALUES_BUCKET_NAME"}
 
 
 @pytest.fixture(scope="module")
@@ -189,9 +194,9 @@ def test_functions_match_the_contract(template: dict[str, Any]) -> None:
         ("NodeRunnerFunction", "functions/node_runner/", "app.lambda_handler"),
         ("SchedulerFunction", "functions/scheduler/", "app.lambda_handler"),
     }
-    assert set(specs["ApiFunction"].environment_keys) == CONTRACT_ENVIRONMENT | TOKEN_ENVIRONMENT
+    assert set(specs["ApiFunction"].environment_keys) == CONTRACT_ENVIRONMENT | TOKEN_ENVIRONMENT | VALUES_ENVIRONMENT
     # Each leaves out the one variable that would be a circular dependency (see template.yaml).
-    assert set(specs["NodeRunnerFunction"].environment_keys) == CONTRACT_ENVIRONMENT - {
+    assert set(specs["NodeRunnerFunction"].environment_keys) == (CONTRACT_ENVIRONMENT | VALUES_ENVIRONMENT) - {
         "STATE_MACHINE_ARN",
         "SCHEDULER_TARGET_ARN",
     }
@@ -331,8 +336,9 @@ CALLS_BY_FUNCTION = {
         "scheduler:DeleteSchedule",
         "scheduler:GetSchedule",
         "iam:PassRole",
+        "s3:GetObject",
     },
-    "NodeRunnerFunction": {"secretsmanager:GetSecretValue", "states:SendTaskSuccess"},
+    "NodeRunnerFunction": {"secretsmanager:GetSecretValue", "states:SendTaskSuccess", "s3:GetObject", "s3:PutObject"},
     "SchedulerFunction": {"states:StartExecution", "scheduler:GetSchedule", "scheduler:UpdateSchedule", "iam:PassRole"},
 }
 
@@ -375,3 +381,117 @@ def test_no_route_has_an_authorizer_and_the_api_function_checks_tokens_of_the_po
     assert environment["JWKS_URL"] == {"Fn::Sub": f"{pool}/.well-known/jwks.json"}
     client = template["Resources"]["UserPoolClient"]["Properties"]
     assert client["UserPoolId"] == {"Ref": "UserPool"}
+
+
+# ---------------------------------------------------------------------------------------------- the values' bucket
+
+VALUES_BUCKET_ARN = {"Fn::GetAtt": ["ValuesBucket", "Arn"]}
+VALUES_OBJECTS_ARN = {"Fn::Sub": "${ValuesBucket.Arn}/executions/*"}
+
+
+def test_the_values_bucket_is_encrypted_private_owned_by_the_stack_and_unversioned(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["ValuesBucket"]
+    properties = bucket["Properties"]
+
+    encryption = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert [rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] for rule in encryption] in (["AES256"], ["aws:kms"])
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert properties["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    # Unversioned: an expired or deleted value is gone, not kept as a noncurrent version.
+    assert "VersioningConfiguration" not in properties
+    # Kept with the table whose items name its objects.
+    assert bucket["DeletionPolicy"] == template["Resources"]["StepwiseTable"]["DeletionPolicy"] == "Retain"
+
+
+def test_the_values_bucket_refuses_every_request_without_tls(template: dict[str, Any]) -> None:
+    policies = [
+        policy["Properties"]["PolicyDocument"]["Statement"]
+        for policy in resources_of_type(template, "AWS::S3::BucketPolicy").values()
+        if policy["Properties"]["Bucket"] == {"Ref": "ValuesBucket"}
+    ]
+    assert len(policies) == 1
+    denials = [{k: v for k, v in statement.items() if k != "Sid"} for statement in policies[0]]
+    assert {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [VALUES_BUCKET_ARN, {"Fn::Sub": "${ValuesBucket.Arn}/*"}],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    } in denials
+
+
+def test_values_expire_with_the_execution_retention_never_before_an_item_that_names_them(
+    template: dict[str, Any],
+) -> None:
+    # Given the one retention the functions' TTLs and the bucket's lifecycle both come from
+    parameter = template["Parameters"]["ExecutionRetentionDays"]
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert environment["EXECUTION_RETENTION_DAYS"] == {"Ref": "ExecutionRetentionDays"}
+    assert parameter["Default"] == FunctionSettings.model_fields["execution_retention_days"].default
+
+    # Then 0 (executions kept forever) has no lifecycle rule, and any other retention its rule on executions/
+    assert template["Conditions"]["KeepExecutionsForever"] == {"Fn::Equals": [{"Ref": "ExecutionRetentionDays"}, "0"]}
+    condition, forever, lifecycle = template["Resources"]["ValuesBucket"]["Properties"]["LifecycleConfiguration"][
+        "Fn::If"
+    ]
+    assert (condition, forever) == ("KeepExecutionsForever", {"Ref": "AWS::NoValue"})
+    [rule] = lifecycle["Rules"]
+    assert (rule["Status"], rule["Prefix"]) == ("Enabled", "executions/")
+    assert rule["ExpirationInDays"] == {
+        "Fn::FindInMap": ["ValuesLifecycle", {"Ref": "ExecutionRetentionDays"}, "ExpirationDays"]
+    }
+    # S3 counts from a value's writing, the table from the run's end: a value outlives the retention by the
+    # longest a run lasts, the margin the store gives the items it writes mid-run.
+    rows = template["Mappings"]["ValuesLifecycle"]
+    assert {int(days) for days in rows} == {int(days) for days in parameter["AllowedValues"]} - {0}
+    for days, row in rows.items():
+        assert row == {"ExpirationDays": int(days) + _LONGEST_RUN_DAYS}, days
+
+
+def _granted(template: dict[str, Any], function: str, prefix: str) -> set[tuple[str, str]]:
+    """(action, resource) pairs a function's policies allow, for the actions starting with ``prefix``."""
+    granted: set[tuple[str, str]] = set()
+    for policy in template["Resources"][function]["Properties"].get("Policies", []):
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            if statement.get("Effect") != "Allow":
+                continue
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            granted |= {
+                (action, json.dumps(resource, sort_keys=True))
+                for action in actions
+                if action.startswith(prefix)
+                for resource in resources
+            }
+    return granted
+
+
+def test_the_values_are_read_by_the_api_and_read_and_written_by_the_node_runner_only(template: dict[str, Any]) -> None:
+    objects, bucket = json.dumps(VALUES_OBJECTS_ARN, sort_keys=True), json.dumps(VALUES_BUCKET_ARN, sort_keys=True)
+    # s3:ListBucket only makes S3 answer a missing value 404 (BlobNotFound) rather than 403.
+    assert _granted(template, "ApiFunction", "s3:") == {("s3:GetObject", objects), ("s3:ListBucket", bucket)}
+    assert _granted(template, "NodeRunnerFunction", "s3:") == {
+        ("s3:GetObject", objects),
+        ("s3:PutObject", objects),
+        ("s3:ListBucket", bucket),
+    }
+    assert _granted(template, "SchedulerFunction", "s3:") == set()
+    specs = function_specs(template)
+    for function in ("ApiFunction", "NodeRunnerFunction"):
+        assert specs[function].environment["VALUES_BUCKET_NAME"] == {"Ref": "ValuesBucket"}, function
+
+
+def test_nothing_is_allowed_every_s3_action_or_s3_on_every_resource(template: dict[str, Any]) -> None:
+    for logical_id, statement in _statements(template):
+        if statement["Effect"] != "Allow":
+            continue
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement.get("Resource", [])
+        s3_actions = [action for action in actions if action.startswith("s3:")]
+        assert "s3:*" not in s3_actions, logical_id
+        assert not (s3_actions and "*" in (resources if isinstance(resources, list) else [resources])), logical_id

@@ -1,18 +1,20 @@
 """boto3 clients, built lazily and once per process (never at import time, so moto is active first).
 
 ``AWS_ENDPOINT_URL`` in the environment points every client at the local stack; boto3 honours it.
-The adapters (``store``, ``stepfunctions``, ``secrets``, ``schedules``) read botocore's errors with
+The adapters (``store``, ``stepfunctions``, ``secrets``, ``schedules``, ``blobs``) read botocore's errors with
 ``error_code`` and raise errors of their own: no botocore type travels past them.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_stepfunctions import SFNClient
@@ -45,7 +47,12 @@ def _client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=5,
+        read_timeout=30,
+        s3={"addressing_style": "path"} if service == "s3" and _local_endpoint() else None,
+    )
     return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
 
@@ -53,6 +60,18 @@ def dynamodb() -> DynamoDBClient:
     """The DynamoDB client."""
     client: DynamoDBClient = _client("dynamodb")
     return client
+
+
+def s3() -> S3Client:
+    """The S3 client (path-style addresses when ``AWS_ENDPOINT_URL`` points at a local stand-in)."""
+    client: S3Client = _client("s3")
+    return client
+
+
+def _local_endpoint() -> bool:
+    # A local endpoint (moto's server, host.docker.internal under sam local) serves no per-bucket host names
+    # (bucket.host.docker.internal does not resolve), so S3 requests name the bucket in the path there.
+    return bool(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
 
 
 def stepfunctions() -> SFNClient:

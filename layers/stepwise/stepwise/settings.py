@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class InvalidSettings(Exception):
@@ -47,8 +47,32 @@ def _described(model: type[BaseModel], error: ValidationError) -> str:
     problems = []
     for detail in error.errors():
         name = ".".join(str(part) for part in detail.get("loc", ()))
-        problems.append(f"{name} is not set" if detail.get("type") == "missing" else f"{name}: {detail.get('msg')}")
+        if detail.get("type") == "missing":
+            problems.append(f"{name} is not set")
+        else:
+            problems.append(f"{name}: {detail.get('msg')}" if name else str(detail.get("msg")))
     return f"{model.__name__}: {'; '.join(problems)} (see the function's Environment in template.yaml)"
+
+
+class ValueSettings(FunctionSettings):
+    """What a function that reads or writes an execution's values reads: the bucket of big values, the limits."""
+
+    # Values whose JSON is bigger than inline_value_bytes are kept whole in this bucket (stepwise.blobs).
+    values_bucket_name: str = Field(alias="VALUES_BUCKET_NAME", min_length=1)
+    # An inlined value lives in a DynamoDB item, which holds 400 KB at most with everything else in it.
+    inline_value_bytes: int = Field(default=8192, alias="INLINE_VALUE_BYTES", gt=0, le=350_000)
+    max_output_bytes: int = Field(default=1_048_576, alias="MAX_OUTPUT_BYTES", gt=0)
+    max_variables_total_bytes: int = Field(default=4_194_304, alias="MAX_VARIABLES_TOTAL_BYTES", gt=0)
+
+    @model_validator(mode="after")
+    def _limits_nest(self) -> Self:
+        # An output is a value, and lands in the variables: each limit must hold the one before it.
+        if not self.inline_value_bytes <= self.max_output_bytes <= self.max_variables_total_bytes:
+            raise ValueError(
+                "INLINE_VALUE_BYTES <= MAX_OUTPUT_BYTES <= MAX_VARIABLES_TOTAL_BYTES does not hold "
+                f"({self.inline_value_bytes}, {self.max_output_bytes}, {self.max_variables_total_bytes})"
+            )
+        return self
 
 
 class StartSettings(FunctionSettings):
@@ -59,7 +83,7 @@ class StartSettings(FunctionSettings):
     schedule_group_name: str = Field(alias="SCHEDULE_GROUP_NAME", min_length=1)
 
 
-class ApiSettings(StartSettings):
+class ApiSettings(StartSettings, ValueSettings):
     """The API function: executions, workflows, agents and schedules, and the bearer tokens of its callers."""
 
     idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
@@ -78,7 +102,7 @@ class SchedulerSettings(StartSettings):
     """The scheduler function: a tick starts an execution, or disables a schedule that can no longer run."""
 
 
-class NodeRunnerSettings(FunctionSettings):
+class NodeRunnerSettings(ValueSettings):
     """The node runner: the limits of a node's records and the defaults of its calls out."""
 
     allow_private_endpoints: bool = Field(default=False, alias="ALLOW_PRIVATE_ENDPOINTS")

@@ -1,16 +1,17 @@
-"""The composition root: each function's settings, read once, and the store and adapters' values built from them.
+"""The composition root: each function's settings, read once, and the store and adapters built from them.
 
 Only ``functions/*/app.py``, :mod:`stepwise.local` and the tests import this module. Everything else receives
-what it needs as arguments: the store its table name and retention, the services the state machine's ARN,
-Scheduler's group and target and the limits (in small dataclasses of theirs), the API's routes one
-:class:`~stepwise.api.routing.ApiDependencies`, a node its :class:`~stepwise.nodes.base.CallDefaults`.
+what it needs as arguments: the store its table name and retention, the values' :class:`~stepwise.blobs.Blobs`
+its bucket, the services the state machine's ARN, Scheduler's group and target and the limits (in small
+dataclasses of theirs), the API's routes one :class:`~stepwise.api.routing.ApiDependencies`, a node its
+:class:`~stepwise.nodes.base.CallDefaults`.
 
 Per function, two steps, each done once per process:
 
 - ``*_settings()`` reads and checks the function's settings. Its handler module calls it at import, so a
   function deployed without a variable fails its cold start with a message naming it. Cheap: no client yet.
-- ``api()``, ``node_runner()``, ``scheduler()`` build the store (and its DynamoDB client) on the first event;
-  a warm Lambda reuses them.
+- ``api()``, ``node_runner()``, ``scheduler()`` build the store (and its DynamoDB client) and, for the API and
+  the node runner, the values' ``Blobs`` (its S3 client on first use) on the first event; a warm Lambda reuses them.
 
 The local stack and the tests change the environment between runs: they call :func:`reset` (and only they
 do), and the next call reads the new environment and builds everything again.
@@ -25,6 +26,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from stepwise import aws, secrets
+from stepwise.blobs import Blobs
 from stepwise.settings import (
     ApiSettings,
     FunctionSettings,
@@ -45,6 +47,7 @@ class NodeRunnerDependencies:
     """What the node runner's handler hands to :mod:`stepwise.service.runner`."""
 
     store: Store
+    blobs: Blobs
     step_limits: StepLimits
 
 
@@ -91,7 +94,7 @@ def _runs(settings: StartSettings) -> Runs:
 
 @cache
 def api() -> ApiDependencies:
-    """The API's store, token verifier and the values its use cases take, built once per process."""
+    """The API's store, values' bucket, token verifier and what its use cases take, built once per process."""
     from stepwise.api.routing import ApiDependencies
     from stepwise.auth import verifier_for
     from stepwise.schedules import Target
@@ -101,6 +104,7 @@ def api() -> ApiDependencies:
     settings = api_settings()
     return ApiDependencies(
         store=_store(settings),
+        blobs=Blobs(settings.values_bucket_name),
         verifier=verifier_for(settings.jwt_issuer, settings.jwt_audience, settings.jwks_url),
         runs=_runs(settings),
         idempotency=Idempotency(settings.idempotency_table_name, settings.idempotency_ttl_seconds),
@@ -119,7 +123,7 @@ def api() -> ApiDependencies:
 
 @cache
 def node_runner() -> NodeRunnerDependencies:
-    """The node runner's store and the limits of a step, built once per process."""
+    """The node runner's store, values' bucket and the limits of a step, built once per process."""
     from stepwise.nodes.base import CallDefaults
     from stepwise.service.runner import StepLimits
 
@@ -134,7 +138,7 @@ def node_runner() -> NodeRunnerDependencies:
         max_variables_bytes=settings.max_variables_bytes,
         calls=calls,
     )
-    return NodeRunnerDependencies(store=_store(settings), step_limits=limits)
+    return NodeRunnerDependencies(store=_store(settings), blobs=Blobs(settings.values_bucket_name), step_limits=limits)
 
 
 @cache

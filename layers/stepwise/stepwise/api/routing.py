@@ -27,6 +27,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from stepwise import ids
 from stepwise.auth import TokenVerifier
+from stepwise.blobs import Blobs
 from stepwise.errors import BadRequest, NotFound
 from stepwise.identity import Caller, caller_from_claims
 from stepwise.models.envelopes import ErrorEnvelope
@@ -71,6 +72,8 @@ class ApiDependencies:
     """What the routes hand to the use cases: the table, the adapters' names and ARNs, the limits."""
 
     store: Store
+    # An execution's values too big for its items (stepwise.blobs), kept whole in S3.
+    blobs: Blobs
     verifier: TokenVerifier
     runs: Runs
     idempotency: Idempotency

@@ -89,7 +89,7 @@ class LocalUserPool:
 
     @property
     def issuer(self) -> str:
-        """The ``iss`` of this pool's tokens (and the JWT authorizer's configured issuer)."""
+        """The ``iss`` of this pool's tokens (the API function's ``JWT_ISSUER``)."""
         return f"https://cognito-idp.{self.region}.amazonaws.com/{self.pool_id}"
 
     def jwks_url(self, endpoint: str) -> str:

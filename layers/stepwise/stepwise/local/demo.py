@@ -25,10 +25,11 @@ import json
 import re
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from stepwise.clock import now_iso
+from stepwise.local.httpio import LocalHttpServer
 from stepwise.models.agent import AgentRecord
 from stepwise.models.workflow import WorkflowDefinition, WorkflowView
 from stepwise.store import Store
@@ -154,10 +155,9 @@ class DemoAgentServer:
 
     def __init__(self, port: int = 0) -> None:
         try:
-            self._server = ThreadingHTTPServer(("127.0.0.1", port), _AgentHandler)
+            self._server = LocalHttpServer(("127.0.0.1", port), _AgentHandler)
         except OSError:
-            self._server = ThreadingHTTPServer(("127.0.0.1", 0), _AgentHandler)
-        self._server.daemon_threads = True
+            self._server = LocalHttpServer(("127.0.0.1", 0), _AgentHandler)
         self._thread: threading.Thread | None = None
 
     @property

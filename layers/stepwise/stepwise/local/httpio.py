@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class LocalHttpServer(ThreadingHTTPServer):
+    """A thread per connection; a client that hangs up (reset, broken pipe) is normal, not a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Print the traceback of a failed request, unless the client merely went away."""
+        if not isinstance(sys.exception(), ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def read_body(request: BaseHTTPRequestHandler) -> bytes:

@@ -1,9 +1,9 @@
 """Deploy the template's resources into moto (in process, or a moto server) and route Lambda to our code.
 
 What ``sam deploy`` creates in AWS, this creates in moto from the same template.yaml: the tables (same
-key schema), the state machine (the real ASL file, with its substitutions filled), one moto Lambda
-function per template function (whose invokes run our handlers in this process), the schedule group
-and its dead-letter queue. The environment it returns is what the template gives the functions.
+key schema), the values' bucket, the state machine (the real ASL file, with its substitutions filled), one
+moto Lambda function per template function (whose invokes run our handlers in this process), the schedule
+group and its dead-letter queue. The environment it returns is what the template gives the functions.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class Deployment:
     environment: dict[str, str]
     function_names: dict[str, str]
     state_machine_arn: str
+    values_bucket: str = ""
     specs: dict[str, FunctionSpec] = field(default_factory=dict)
 
     def handler_for(self, function_name: str) -> Any:
@@ -105,6 +106,7 @@ def provision(project_dir: Path, region: str = "us-east-1", *, allow_private_end
     table_names = {"StepwiseTable": f"{PREFIX}-table", "IdempotencyTable": f"{PREFIX}-idempotency"}
     existing = set(dynamodb.list_tables()["TableNames"])
     create_tables(dynamodb, template, {k: v for k, v in table_names.items() if v not in existing})
+    values_bucket = _create_values_bucket(session, template, region)
 
     iam = session.client("iam")
     trust = {
@@ -164,6 +166,7 @@ def provision(project_dir: Path, region: str = "us-east-1", *, allow_private_end
     environment = {
         "TABLE_NAME": table_names["StepwiseTable"],
         "IDEMPOTENCY_TABLE_NAME": table_names["IdempotencyTable"],
+        "VALUES_BUCKET_NAME": values_bucket,
         "STATE_MACHINE_ARN": state_machine_arn,
         "SECRET_PREFIX": f"{PREFIX}/agents/",
         "ALLOW_PRIVATE_ENDPOINTS": "true" if allow_private_endpoints else "false",
@@ -185,7 +188,21 @@ def provision(project_dir: Path, region: str = "us-east-1", *, allow_private_end
         function_names=function_names,
         state_machine_arn=state_machine_arn,
         specs=specs,
+        values_bucket=values_bucket,
     )
+
+
+def _create_values_bucket(session: boto3.session.Session, template: Mapping[str, Any], region: str) -> str:
+    """The template's ValuesBucket in moto (created once; a second provision finds it)."""
+    if "ValuesBucket" not in template["Resources"]:
+        raise KeyError("template.yaml has no ValuesBucket")
+    name = f"{PREFIX}-values"
+    s3 = session.client("s3")
+    if name not in {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}:
+        # Outside us-east-1, S3 wants the region named; in it, it refuses the name.
+        where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=name, **where)  # type: ignore[arg-type]
+    return name
 
 
 @contextmanager
