@@ -38,7 +38,12 @@ def lambda_handler(event: NodeRunnerEvent, context: LambdaContext) -> dict[str, 
         return dict(runner.start(store, event.executionId, retried=retried))
     if event.action == "step":
         answer = runner.step(
-            store, wired.step_limits, event.executionId, context.get_remaining_time_in_millis, retried=retried
+            store,
+            wired.step_limits,
+            event.executionId,
+            context.get_remaining_time_in_millis,
+            retried=retried,
+            values=wired.values,
         )
         metrics.add_metric(name="NodeSteps", unit=MetricUnit.Count, value=1)
         return dict(answer)

@@ -409,43 +409,60 @@ def test_calls_to_the_cloud_metadata_address_are_refused(api: Any) -> None:
     assert "refusing" in execution["error"]
 
 
-def test_an_oversized_node_output_is_truncated_and_the_run_goes_on(api: Any, agent_server: AgentServer) -> None:
-    agent_server.script("/big", Reply(json={"blob": "x" * 200_000}))
+def test_a_big_node_output_is_kept_whole_and_the_next_node_reads_it(api: Any, agent_server: AgentServer) -> None:
+    agent_server.script("/big", Reply(json={"blob": "x" * 200_000, "id": 7}))
     definition = {
         "name": "big",
         "nodes": [
             {"id": "fetch", "type": "httpRequest", "config": {"url": agent_server.url + "/big"}},
-            {"id": "after", "type": "setVariables", "config": {"values": {"ok": True}}},
+            {
+                "id": "after",
+                "type": "setVariables",
+                "config": {"values": {"id": "${fetch.body.id}", "copy": "${fetch.body.blob}"}},
+            },
         ],
     }
 
     execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
 
+    # No truncation: the value is whole, in the variables and to the next node
     assert execution["state"] == "COMPLETED", execution["error"]
-    assert execution["variables"]["fetch"]["truncated"] is True
-    assert execution["variables"]["fetch"]["bytes"] > 200_000
-    assert execution["nodeStates"]["fetch"]["output"]["truncated"] is True
-    assert any("stored truncated" in line["message"] for line in execution["logs"])
+    assert execution["variables"]["fetch"]["body"]["blob"] == "x" * 200_000
+    assert execution["variables"]["copy"] == "x" * 200_000
+    assert execution["variables"]["id"] == 7
+    # The node's output is the value it set: shown as a reference to the route that returns it whole
+    output = execution["nodeStates"]["fetch"]["output"]
+    assert output["bytes"] > 200_000 and "/variables/fetch?seq=" in output["$ref"]
+    assert api.get(output["$ref"]).body["data"]["body"]["blob"] == "x" * 200_000
 
 
 def fat_workflow(nodes: int) -> dict[str, Any]:
-    """Each node sets a 55 KB variable of its own."""
+    """Each node sets a 1 MB variable of its own (ten copies of a 100 KB one)."""
     return {
         "name": f"{nodes} fat nodes",
+        "variables": {"seed": "x" * 100_000},
         "nodes": [
-            {"id": f"s{i}", "type": "setVariables", "config": {"values": {f"v{i}": "x" * 55_000}}} for i in range(nodes)
+            {"id": f"s{i}", "type": "setVariables", "config": {"values": {f"v{i}": "${seed}" * 10}}}
+            for i in range(nodes)
         ],
     }
 
 
 def test_variables_up_to_the_documented_limit_complete(api: Any) -> None:
-    # Three 55 KB values: 165 KB of variables, under the 180,000-byte limit (and the output is all of them)
-    definition = fat_workflow(3)
+    # Four 1 MB values and the 100 KB seed: 4,100,010 bytes of variables, under the 4 MiB limit (and the output
+    # is all of them)
+    definition = fat_workflow(4)
 
     execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
 
     assert execution["state"] == "COMPLETED", execution["error"]
-    assert len(execution["output"]) == 3
+    assert len(execution["output"]) == 5
+    # The view stays within Lambda's 6 MB answer: what does not fit inline is a reference to its route
+    shown = execution["variables"]
+    assert sum(1 for value in shown.values() if isinstance(value, dict) and "$ref" in value) >= 1
+    for name, value in shown.items():
+        whole = api.get(value["$ref"]).body["data"] if isinstance(value, dict) else value
+        assert whole == "x" * (100_000 if name == "seed" else 1_000_000), name
 
 
 def test_variables_past_the_limit_fail_the_node_that_grows_them(api: Any) -> None:
@@ -454,10 +471,27 @@ def test_variables_past_the_limit_fail_the_node_that_grows_them(api: Any) -> Non
     execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
 
     assert execution["state"] == "FAILED"
-    assert execution["error"].startswith("Node 's3' (setVariables) failed: variables would grow to")
-    assert execution["nodeStates"]["s3"]["state"] == "FAILED"
-    assert execution["nodeStates"]["s2"]["state"] == "COMPLETED"
-    assert execution["nodeStates"]["s4"]["state"] == "SKIPPED"
+    assert execution["error"] == (
+        "Node 's4' (setVariables) failed: variables would grow to 5100012 bytes; an execution's variables are "
+        "at most 4194304 (MAX_VARIABLES_TOTAL_BYTES)"
+    )
+    assert execution["nodeStates"]["s4"]["state"] == "FAILED"
+    assert execution["nodeStates"]["s3"]["state"] == "COMPLETED"
+
+
+def test_a_node_output_past_the_limit_fails_the_node_naming_the_limit_and_the_size(api: Any) -> None:
+    definition = {
+        "name": "doubles",
+        "variables": {"part": "x" * 100_000},
+        "nodes": [{"id": "both", "type": "setVariables", "config": {"values": {"whole": "${part}" * 12}}}],
+    }
+
+    execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
+
+    assert execution["error"] == (
+        "Node 'both' (setVariables) failed: its value of 'whole' is 1200002 bytes; a node's output is at most "
+        "1048576 (MAX_OUTPUT_BYTES)"
+    )
 
 
 def test_a_slow_calls_log_lines_show_while_it_waits(api: Any, agent_server: AgentServer) -> None:
@@ -480,3 +514,33 @@ def test_a_slow_calls_log_lines_show_while_it_waits(api: Any, agent_server: Agen
     messages = [line["message"] for line in execution["logs"]]
     assert messages.count("Node started: agentTask, run 1") == 1
     assert any(m.startswith("Node completed") for m in messages)
+
+
+def test_a_1_mb_agent_answer_is_read_whole_by_the_next_node(api: Any, agent_server: AgentServer) -> None:
+    # Given an agent that answers 1 MB of JSON, and a second node whose prompt is all of it
+    answer = {"text": "y" * 1_000_000}
+    agent_server.script("/big", Reply(json=answer))
+    agent_server.script("/echo", Reply(json={"ok": True}))
+    big = create_agent(api, agent_server, path="/big")
+    echo = create_agent(api, agent_server, path="/echo")
+    definition = {
+        "name": "big answer",
+        "nodes": [
+            {"id": "ask", "type": "agentTask", "config": {"agentId": big, "prompt": "write a lot"}},
+            {"id": "use", "type": "agentTask", "config": {"agentId": echo, "prompt": "${ask.text}"}},
+        ],
+    }
+
+    execution = wait_for_state(api, run(api, definition), {"COMPLETED", "FAILED"})
+
+    # Then the next node got it whole, in its prompt and in the variables sent along
+    assert execution["state"] == "COMPLETED", execution["error"]
+    sent = agent_server.requests[1].json
+    assert sent["prompt"] == answer["text"]
+    assert sent["variables"]["ask"] == answer
+    # It is kept whole in S3: the log references it, and its route returns it
+    events = api.get(f"/api/workflows/execute/{execution['id']}/events").body["data"]["events"]
+    completed = next(e for e in events if e["type"] == "node.completed" and e["nodeId"] == "ask")
+    assert completed["variables"]["ask"]["bytes"] == 1_000_011
+    assert api.get(completed["variables"]["ask"]["$ref"]).body["data"] == answer
+    assert execution["variables"]["ask"] == answer  # within the view's budget: shown inline

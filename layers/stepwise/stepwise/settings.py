@@ -30,8 +30,9 @@ class FunctionSettings(BaseModel):
 
     table_name: str = Field(alias="TABLE_NAME", min_length=1)
     execution_retention_days: int = Field(default=90, alias="EXECUTION_RETENTION_DAYS", ge=0)
-    # Variables live on the execution item (DynamoDB: 400 KB at most). An update that replaces them is
-    # measured old + new by moto, so 180 KB keeps the local stack and AWS alike.
+    # A start's (or a schedule's) variables are kept in the table, in the first group of the execution's log
+    # (an item holds 400 KB at most): this keeps them well within it. Nodes grow them further, up to
+    # MAX_VARIABLES_TOTAL_BYTES, their big values in S3.
     max_variables_bytes: int = Field(default=180_000, alias="MAX_VARIABLES_BYTES", gt=1024)
 
     @classmethod
@@ -108,5 +109,3 @@ class NodeRunnerSettings(ValueSettings):
     allow_private_endpoints: bool = Field(default=False, alias="ALLOW_PRIVATE_ENDPOINTS")
     default_call_timeout_seconds: float = Field(default=30.0, alias="DEFAULT_CALL_TIMEOUT_SECONDS", gt=0)
     max_response_bytes: int = Field(default=1_048_576, alias="MAX_RESPONSE_BYTES", gt=0)
-    # A node output bigger than this is stored truncated with a marker, so the record stays readable.
-    max_inline_output_bytes: int = Field(default=65_536, alias="MAX_INLINE_OUTPUT_BYTES", gt=1024)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from stepwise.api.routing import ApiDependencies
     from stepwise.service.executions import Runs
     from stepwise.service.runner import StepLimits
+    from stepwise.service.variables import Values
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class NodeRunnerDependencies:
     store: Store
     blobs: Blobs
     step_limits: StepLimits
+    # Where the values a node sets are kept: the table up to the inline threshold, S3 (blobs) above it.
+    values: Values
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ def node_runner() -> NodeRunnerDependencies:
     """The node runner's store, values' bucket and the limits of a step, built once per process."""
     from stepwise.nodes.base import CallDefaults
     from stepwise.service.runner import StepLimits
+    from stepwise.service.variables import Values
 
     settings = node_runner_settings()
     calls = CallDefaults(
@@ -134,11 +138,17 @@ def node_runner() -> NodeRunnerDependencies:
         allow_private_endpoints=settings.allow_private_endpoints,
     )
     limits = StepLimits(
-        max_inline_output_bytes=settings.max_inline_output_bytes,
-        max_variables_bytes=settings.max_variables_bytes,
+        max_output_bytes=settings.max_output_bytes,
+        max_variables_bytes=settings.max_variables_total_bytes,
         calls=calls,
     )
-    return NodeRunnerDependencies(store=_store(settings), blobs=Blobs(settings.values_bucket_name), step_limits=limits)
+    blobs = Blobs(settings.values_bucket_name)
+    return NodeRunnerDependencies(
+        store=_store(settings),
+        blobs=blobs,
+        step_limits=limits,
+        values=Values(blobs, settings.inline_value_bytes),
+    )
 
 
 @cache

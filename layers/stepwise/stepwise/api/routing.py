@@ -34,7 +34,6 @@ from stepwise.models.envelopes import ErrorEnvelope
 from stepwise.models.events import ValueRef
 from stepwise.service.executions import Idempotency, Runs
 from stepwise.service.schedules import Scheduling
-from stepwise.service.variables import no_values_in_s3
 from stepwise.store import Store
 
 PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs"})
@@ -82,8 +81,8 @@ class ApiDependencies:
     secret_prefix: str
 
     def load_value(self, ref: ValueRef) -> Any:
-        """A value an execution keeps in S3."""
-        return no_values_in_s3(ref)
+        """A value an execution keeps in S3 (the API only reads them)."""
+        return self.blobs.get_json(ref.key)
 
 
 def wired(request: Request) -> ApiDependencies:

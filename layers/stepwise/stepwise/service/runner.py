@@ -27,7 +27,7 @@ from stepwise.models.workflow import WorkflowDefinition
 from stepwise.nodes import REGISTRY
 from stepwise.service.history import Change, ending, event, record_change, tail_of
 from stepwise.service.steps import CANCEL_POLL_SECONDS, Answer, NodeStep, StepLimits, answer
-from stepwise.service.variables import LoadValue, no_values_in_s3
+from stepwise.service.variables import Values
 from stepwise.store import Store, terminal
 
 __all__ = [
@@ -90,11 +90,12 @@ def step(
     time_left_ms: Callable[[], int] | None = None,
     *,
     retried: bool = False,
-    load_value: LoadValue = no_values_in_s3,
+    values: Values | None = None,
 ) -> Answer:
     """Run the next node (or finish the one that waited), then say what the state machine does next.
 
     ``time_left_ms`` is the Lambda context's clock: a node that calls out fails cleanly before it runs out.
+    ``values`` keeps the big values a node sets in S3 (without it, every value stays in the table).
     """
     tail = tail_of(store, execution_id)
     if retried:
@@ -110,7 +111,7 @@ def step(
             raise RuntimeError(f"execution {execution_id} is {control.state}; expected RUNNING")
         definition = _definition(store, tail)
         current = NodeStep(
-            store, step_limits, execution_id, tail, definition, load_value=load_value, time_left_ms=time_left_ms
+            store, step_limits, execution_id, tail, definition, values=values or Values(), time_left_ms=time_left_ms
         )
         active = control.activeNode
         if active and active.waitingFor:

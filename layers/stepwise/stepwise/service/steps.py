@@ -13,7 +13,6 @@ otherwise the result is discarded (a cancel won, or a retried invocation of this
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from stepwise.nodes import REGISTRY
 from stepwise.nodes.base import CallDefaults, NodeContext, NodeFailed, Outcome
 from stepwise.observability import logger
 from stepwise.service.history import MAX_TRIES, ending, event
-from stepwise.service.variables import ExecutionVariables, LoadValue
+from stepwise.service.variables import ExecutionVariables, Values
 from stepwise.store import Store
 from stepwise.store.history import SeqTaken
 
@@ -48,9 +47,10 @@ SUPERSEDED = "superseded by a retry of the same step; result discarded"
 
 @dataclass(frozen=True)
 class StepLimits:
-    """What a step keeps to (from the node runner's settings): a node run's size, and its calls' defaults."""
+    """What a step keeps to (from the node runner's settings): a node's output and the execution's variables
+    at most this big (JSON bytes; each named by its setting in errors), and its calls' defaults."""
 
-    max_inline_output_bytes: int
+    max_output_bytes: int
     max_variables_bytes: int
     calls: CallDefaults
 
@@ -78,16 +78,6 @@ def _position(control: Control) -> tuple[Any, ...]:
     return (control.state, control.cursor, control.nodeRuns, active.run if active else None)
 
 
-def _fit(value: Any, limit: int) -> tuple[Any, bool]:
-    """The value, or a marker with a preview when its JSON is larger than ``limit`` bytes."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    size = len(text.encode())
-    if size <= limit:
-        return value, False
-    preview = text.encode()[: limit // 2].decode(errors="ignore")
-    return {"truncated": True, "bytes": size, "preview": preview}, True
-
-
 def _output_from(outcome: Outcome) -> str | None:
     """Which of the values a node set its output is (stored once): all of them, one of them, or None."""
     if outcome.set_variables and outcome.output is outcome.set_variables:
@@ -106,7 +96,7 @@ class NodeStep:
         tail: Group,
         definition: WorkflowDefinition,
         *,
-        load_value: LoadValue,
+        values: Values,
         time_left_ms: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
@@ -115,7 +105,8 @@ class NodeStep:
         self.tail = tail
         self.definition = definition
         self.time_left_ms = time_left_ms
-        self.variables = ExecutionVariables(store, execution_id, load_value)
+        self.values = values
+        self.variables = ExecutionVariables(store, execution_id, values.load)
         # Whose run it is: only a node that calls an agent needs it (read from the EXECUTION item then).
         self.owner = ""
         self.pending: list[Event] = []
@@ -266,22 +257,33 @@ class NodeStep:
     def complete(self, node: NodeDefinition, run: int, started_at: str, outcome: Outcome, duration_ms: int) -> Answer:
         if limits.depth(outcome.output) > limits.MAX_DEPTH or limits.depth(outcome.set_variables) > limits.MAX_DEPTH:
             return self.fail(node, run, started_at, f"the result is nested more than {limits.MAX_DEPTH} levels deep")
-        log = self.log(node.id, run)
-        limit = self.step_limits.max_inline_output_bytes
-        values: dict[str, Any] = {}
-        for name, value in outcome.set_variables.items():
-            fitted, truncated = _fit(value, limit)
-            if truncated:
-                log("warning", f"value of '{name}' is larger than {limit} bytes; stored truncated")
-            values[name] = fitted
-        grown = self._variables_bytes(values)
-        if grown > self.step_limits.max_variables_bytes:
-            message = f"variables would grow to {grown} bytes; the limit is {self.step_limits.max_variables_bytes}"
-            return self.fail(node, run, started_at, message)
-        fields: dict[str, Any] = {"variables": values}
         output_from = _output_from(outcome)
+        sizes = {name: limits.json_size(value) for name, value in outcome.set_variables.items()}
         if output_from is None:
-            fields["output"] = _fit(outcome.output, limit)[0]
+            sizes[""] = limits.json_size(outcome.output)
+        biggest = max(sizes, key=lambda name: sizes[name], default=None)
+        if biggest is not None and sizes[biggest] > self.step_limits.max_output_bytes:
+            what = f"its value of '{biggest}'" if biggest else "its output"
+            message = (
+                f"{what} is {sizes[biggest]} bytes; a node's output is at most "
+                f"{self.step_limits.max_output_bytes} (MAX_OUTPUT_BYTES)"
+            )
+            return self.fail(node, run, started_at, message)
+        sizes.pop("", None)
+        grown = self._variables_bytes(sizes)
+        if grown > self.step_limits.max_variables_bytes:
+            message = (
+                f"variables would grow to {grown} bytes; an execution's variables are at most "
+                f"{self.step_limits.max_variables_bytes} (MAX_VARIABLES_TOTAL_BYTES)"
+            )
+            return self.fail(node, run, started_at, message)
+        inline, refs = self.values.keep(self.execution_id, self.tail.last + 1, outcome.set_variables)
+        fields: dict[str, Any] = {"variables": inline}
+        if refs:
+            fields["refs"] = refs
+        if output_from is None:
+            # Every node type whose output may be big sets it as a variable too: this one is small.
+            fields["output"] = outcome.output
         else:
             fields["outputFrom"] = output_from
         next_node = outcome.next_node or self.definition.following(node.id)
@@ -302,14 +304,14 @@ class NodeStep:
             return self.discard(node, run, started_at)
         return answer("done") if next_node is None else answer("continue")
 
-    def _variables_bytes(self, values: dict[str, Any]) -> int:
-        """The variables' total size once ``values`` are set: the bound kept in the control state, recounted
-        from the variables' items only when it would pass the limit (see :class:`Control`)."""
-        added = sum(limits.json_size(value) for value in values.values())
+    def _variables_bytes(self, sizes: dict[str, int]) -> int:
+        """The variables' total size once values of ``sizes`` are set: the bound kept in the control state,
+        recounted from the variables' items only when it would pass the limit (see :class:`Control`)."""
+        added = sum(sizes.values())
         bound = self.tail.control.variablesBytes + added
         if bound <= self.step_limits.max_variables_bytes:
             return bound
-        kept = sum(item.bytes for item in self.store.variables(self.execution_id) if item.name not in values)
+        kept = sum(item.bytes for item in self.store.variables(self.execution_id) if item.name not in sizes)
         return kept + added
 
     def fail(self, node: NodeDefinition, run: int, started_at: str, message: str) -> Answer:

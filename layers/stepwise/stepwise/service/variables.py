@@ -2,19 +2,58 @@
 
 The variables live in items of their own (``VAR#<name>``, :mod:`stepwise.store.values`), never in the
 control state, so a node that reads one small variable reads one small item whatever the size of the
-others. A value kept in S3 is fetched when a node first uses it.
+others. A value a node sets that is bigger than the inline threshold is kept whole in S3 (:class:`Values`,
+:mod:`stepwise.blobs`) and fetched when a node first uses it.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from stepwise.blobs import Blobs, value_key
 from stepwise.models.events import ValueRef
 from stepwise.models.records import VariableItem
 from stepwise.store import Store
+from stepwise.store.values import json_bytes
 
 LoadValue = Callable[[ValueRef], Any]
+
+
+@dataclass(frozen=True)
+class Values:
+    """Where an execution's values are kept: in its items up to ``inline_bytes`` of JSON, whole in S3 above.
+
+    Without ``blobs`` (a function that only reads, or a test) every value stays in the items.
+    """
+
+    blobs: Blobs | None = None
+    inline_bytes: int = 8192
+
+    def keep(
+        self, execution_id: str, seq: int, values: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, ValueRef]]:
+        """The values to keep inline, and the references of those put in S3 (as set by event ``seq``)."""
+        inline: dict[str, Any] = {}
+        refs: dict[str, ValueRef] = {}
+        for name, value in values.items():
+            size = json_bytes(value)
+            if self.blobs is None or size <= self.inline_bytes:
+                inline[name] = value
+                continue
+            # Two invocations of one step (a retry while the first still runs) may both get here with the same
+            # seq: each writes a key of its own, so the loser never overwrites what the winner's log names.
+            key = value_key(execution_id, seq, f"{name}@{secrets.token_hex(4)}")
+            refs[name] = ValueRef(key=key, bytes=self.blobs.put_json(key, value))
+        return inline, refs
+
+    def load(self, ref: ValueRef) -> Any:
+        """A value kept in S3."""
+        if self.blobs is None:
+            raise LookupError(f"value {ref.key} is kept in S3, and no bucket is configured")
+        return self.blobs.get_json(ref.key)
 
 
 class ExecutionVariables(Mapping[str, Any]):
@@ -67,13 +106,3 @@ class ExecutionVariables(Mapping[str, Any]):
         """Every variable, as a plain dict."""
         self._read_all()
         return dict(self._values)
-
-
-def no_values_in_s3(ref: ValueRef) -> Any:
-    """What a store without S3 does with a reference: it has none to follow."""
-    raise LookupError(f"value {ref.key} is kept in S3, and no bucket is configured")
-
-
-def from_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain copy of any mapping of variables."""
-    return dict(values.items())

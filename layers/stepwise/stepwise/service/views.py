@@ -28,6 +28,9 @@ from stepwise.store import Store, terminal
 MAX_LOG_LINES = 1_000
 # Values inlined in one view, in all: a view's logs and nodes stay well under Lambda's 6 MB beside them.
 VALUES_BUDGET_BYTES = 4_000_000
+# One page of events holds at most this much (and at least one event): each event's values are at most the
+# inline threshold (bigger ones are references), but a page of 500 events could add up past 6 MB.
+EVENTS_BUDGET_BYTES = 4_000_000
 # A long-poll looks again this soon, then a little later each time (a watcher hears of an event within
 # half a second, and a wait of 25 s reads the log about 55 times, not 170).
 FIRST_LOOK_SECONDS = 0.15
@@ -116,6 +119,18 @@ def get(store: Store, caller: Caller, execution_id: str, load: LoadValue) -> Wor
     )
 
 
+def _within(events: list[Event], limit: int) -> list[Event]:
+    """The first events, at most ``limit`` of them and :data:`EVENTS_BUDGET_BYTES` in all (at least one)."""
+    kept: list[Event] = []
+    size = 0
+    for event in events[:limit]:
+        size += len(event.model_dump_json(exclude_unset=True))
+        if kept and size > EVENTS_BUDGET_BYTES:
+            break
+        kept.append(event)
+    return kept
+
+
 def _events_after(store: Store, execution_id: str, after: int, limit: int) -> tuple[list[Event], Group | None]:
     """Up to ``limit`` events after ``after``, and the newest group when they reach it (else None)."""
     events: list[Event] = []
@@ -126,7 +141,8 @@ def _events_after(store: Store, execution_id: str, after: int, limit: int) -> tu
     for group in groups:
         events.extend(group.events)
     newest = (groups[-1] if groups else holding) if len(groups) < limit else None
-    return events[:limit], newest
+    kept = _within(events, limit)
+    return kept, newest if len(kept) == len(events) else None
 
 
 def events(
@@ -150,8 +166,9 @@ def events(
         sleep(min(pause, max(0.0, deadline - clock())))
         pause = min(pause * 1.25, LAST_LOOK_SECONDS)
         groups = list(store.groups_after(execution_id, after, limit=limit))
-        found = [event for group in groups for event in group.events][:limit]
-        newest = groups[-1] if groups and len(groups) < limit else None
+        every = [event for group in groups for event in group.events]
+        found = _within(every, limit)
+        newest = groups[-1] if groups and len(groups) < limit and len(found) == len(every) else None
     if newest is None:
         newest = store.tail(execution_id)
     return EventsPage(
