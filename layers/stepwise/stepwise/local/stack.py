@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 
 from stepwise.local.lambda_routing import route_lambda_invokes
+from stepwise.local.partition_queries import queries_read_one_partition
 from stepwise.local.template import (
     FunctionSpec,
     create_tables,
@@ -224,13 +225,14 @@ def environment(values: Mapping[str, str], drop: Sequence[str] = ()) -> Iterator
 
 @contextmanager
 def running(deployment: Deployment) -> Iterator[Deployment]:
-    """Apply the deployment's environment to this process and route Lambda invokes to our handlers."""
+    """Apply the deployment's environment to this process, route Lambda invokes to our handlers, and let a Query
+    read one partition (:mod:`stepwise.local.partition_queries`)."""
     from stepwise import wiring
 
     with environment(deployment.environment):
         wiring.reset()
         try:
-            with route_lambda_invokes(deployment.handler_for):
+            with route_lambda_invokes(deployment.handler_for), queries_read_one_partition():
                 yield deployment
         finally:
             wiring.reset()

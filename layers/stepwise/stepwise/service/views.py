@@ -43,13 +43,13 @@ def _readable(store: Store, caller: Caller, execution_id: str) -> ExecutionRecor
     return record
 
 
-def _newest_lines(groups: Iterable[Group], definition: WorkflowDefinition | None) -> list[LogLine]:
+def _newest_lines(groups: Iterable[list[Event]], definition: WorkflowDefinition | None) -> list[LogLine]:
     """The newest log lines: group after group, from the newest back, until there are enough."""
     chunks: list[list[LogLine]] = []
     count = 0
     label = labels(definition)
-    for group in groups:
-        lines = list(log_lines(group.events, label))
+    for events in groups:
+        lines = list(log_lines(events, label))
         chunks.append(lines)
         count += len(lines)
         if count >= MAX_LOG_LINES:
@@ -100,8 +100,7 @@ def node_states(
 def get(store: Store, caller: Caller, execution_id: str, load: LoadValue) -> WorkflowExecution:
     """The execution: its state, variables, every node's latest run and the newest log lines."""
     record = _readable(store, caller, execution_id)
-    groups = store.newest_first(execution_id)
-    tail = next(groups, None)
+    tail = store.tail(execution_id)
     if tail is None:
         raise NotFound(f"Execution {execution_id} has no history (run python -m stepwise.store.migrations)")
     if record.seq < tail.last and not record.shows(tail.control):
@@ -112,7 +111,7 @@ def get(store: Store, caller: Caller, execution_id: str, load: LoadValue) -> Wor
     return WorkflowExecution(
         **record.summary().model_dump(),
         variables=variables,
-        logs=_newest_lines(chain([tail], groups), definition),
+        logs=_newest_lines(chain([tail.events], store.newest_events(execution_id, before=tail.first)), definition),
         # Derived, not stored: the log holds the variables once.
         output=definition.output_of(variables) if definition and record.state == "COMPLETED" else None,
         nodeStates=node_states(record, list(store.nodes(execution_id)), definition),

@@ -114,12 +114,20 @@ class HistoryStore(Table):
         )
         return (group_of(item) for item in items)
 
-    def newest_first(self, execution_id: str) -> Iterator[Group]:
-        """Every group, the newest first (read page by page, as far as the caller goes)."""
+    def newest_events(self, execution_id: str, *, before: int) -> Iterator[list[Event]]:
+        """The events of each group that starts before event ``before``, the newest group first (read page by page,
+        as far as the caller goes; only the events: what the newest log lines need)."""
+        if before <= 1:
+            return iter(())
         items = self.query(
-            execution_key(execution_id), sk_prefix=EVENT_PREFIX, descending=True, page_size=100, consistent=True
+            execution_key(execution_id),
+            sk_range=(EVENT_PREFIX, group_key(before - 1)),
+            descending=True,
+            page_size=100,
+            consistent=True,
+            names={"#events": "events"},
         )
-        return (group_of(item) for item in items)
+        return ([Event.model_validate(event) for event in from_json(item["events"], [])] for item in items)
 
     def events(self, execution_id: str) -> Iterator[Event]:
         """Every event of the execution, in order (for replays and migrations, not for requests)."""

@@ -214,11 +214,13 @@ class Table:
         limit: int | None = None,
         page_size: int | None = None,
         consistent: bool = False,
+        names: Mapping[str, str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The items under ``pk`` whose sort key starts with ``sk_prefix`` (or lies in ``sk_range``, both ends
         included), in sort key order (``descending``: newest first), page by page; at most ``limit`` of them.
 
-        ``page_size`` reads that many items per call (a caller that may stop early reads no more than it uses).
+        ``page_size`` reads that many items per call (a caller that may stop early reads no more than it uses);
+        ``names`` (``{"#n": "attribute"}``) returns only those attributes.
         """
         condition = "PK = :pk"
         values: dict[str, Any] = {":pk": pk}
@@ -235,6 +237,9 @@ class Table:
             "ConsistentRead": consistent,
             "ScanIndexForward": not descending,
         }
+        if names:
+            request["ProjectionExpression"] = ", ".join(names)
+            request["ExpressionAttributeNames"] = dict(names)
         left = limit
         while left is None or left > 0:
             sizes = [value for value in (left, page_size) if value is not None]
