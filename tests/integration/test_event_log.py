@@ -404,3 +404,44 @@ def test_an_execution_in_flight_when_migrated_goes_on_from_its_log(api: Any, par
     assert runner.step(store, step_limits, execution_id)["status"] == "done"
     view = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
     assert (view["state"], view["variables"]["greeting"]) == ("COMPLETED", "Hello Ada")
+
+
+def test_while_a_call_is_out_the_cancel_poll_reads_only_the_execution_item(
+    api: Any, monkeypatch: pytest.MonkeyPatch, parts: tuple[Any, Any, Any]
+) -> None:
+    import time
+
+    from tests.support.agent_server import AgentServer, Reply
+
+    runner, step_limits, store = parts
+    reads: list[tuple[float, str, dict[str, Any]]] = []
+
+    def record(model: Any, params: dict[str, Any], **kwargs: Any) -> None:
+        if model.name in ("GetItem", "Query", "Scan", "BatchGetItem"):
+            reads.append((time.monotonic(), model.name, params))
+
+    with AgentServer() as agent_server:
+        agent_server.script("/agent", Reply(json={"ok": True}, delay=1.6))
+        agent = api.post("/api/agents", json_body={"name": "slow", "endpoint": agent_server.url + "/agent"})
+        definition = {
+            "name": "slow",
+            "variables": {"document": "x" * 150_000},
+            "nodes": [
+                {"id": "ask", "type": "agentTask", "config": {"agentId": agent.body["data"]["id"], "prompt": "x"}}
+            ],
+        }
+        execution_id = pending_execution(api, monkeypatch, definition)
+        runner.start(store, execution_id)
+        store.client.meta.events.register("before-parameter-build.dynamodb", record)
+        try:
+            assert runner.step(store, step_limits, execution_id)["status"] == "done"
+        finally:
+            store.client.meta.events.unregister("before-parameter-build.dynamodb", record)
+        asked = agent_server.requests[0].received_at
+
+    # Then each read while the agent was thinking was the cancel poll: the state of the EXECUTION item
+    during = [(name, params) for at, name, params in reads if asked < at < asked + 1.5]
+    assert len(during) >= 2
+    for name, params in during:
+        assert name == "GetItem" and params["Key"]["SK"] == {"S": "EXECUTION"}, params
+        assert params["ProjectionExpression"] == "#state"

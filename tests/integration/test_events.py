@@ -223,3 +223,35 @@ def test_event_times_follow_their_order(api: Any) -> None:
 
     times = [parse_iso(event["at"]) for event in events if event["type"] != "node.skipped"]
     assert times == sorted(times)
+
+
+def test_who_asked_for_a_pause_and_who_resumed_are_named_in_the_events(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepwise import stepfunctions, wiring
+    from stepwise.service import runner
+
+    wired = wiring.node_runner()
+    execution_id = pending_execution(api, monkeypatch, LOOP)
+    runner.start(wired.store, execution_id)
+    monkeypatch.setattr(stepfunctions, "resume", lambda token, output: True)
+
+    # alice asks for a pause; the run takes it at its next node boundary; she resumes it
+    assert api.post(f"/api/workflows/execute/{execution_id}/pause").status == 200
+    assert runner.step(wired.store, wired.step_limits, execution_id)["status"] == "pause"
+    runner.pause(wired.store, execution_id, "token-1")
+    assert api.post(f"/api/workflows/execute/{execution_id}/resume").status == 200
+
+    events = page(api, execution_id)["events"]
+    alice = {"sub": "alice", "name": "alice"}
+    assert [(e["type"], e.get("by"), e.get("reason")) for e in events[-3:]] == [
+        ("execution.pause_requested", alice, None),
+        ("execution.paused", alice, "requested"),
+        ("execution.resumed", alice, None),
+    ]
+    messages = [line["message"] for line in api.get(f"/api/workflows/execute/{execution_id}").body["data"]["logs"]]
+    assert messages[-3:] == [
+        "Pause requested by alice: it pauses before its next node",
+        "Execution paused, as alice asked",
+        "Execution resumed by alice",
+    ]

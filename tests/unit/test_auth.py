@@ -168,3 +168,18 @@ def test_a_refusal_names_the_problem_in_the_challenge(verifier: TokenVerifier, k
 @pytest.mark.parametrize(("authorization", "expected"), [("Bearer abc", "abc"), ("bearer abc ", "abc"), ("abc", "abc")])
 def test_the_token_may_come_with_or_without_bearer(authorization: str, expected: str) -> None:
     assert bearer_token(authorization) == expected
+
+
+@pytest.mark.parametrize(
+    ("claims", "name"),
+    [
+        ({"sub": "u-1", "cognito:username": "ada", "preferred_username": "Ada L.", "email": "ada@example.com"}, "ada"),
+        ({"sub": "u-1", "preferred_username": "Ada L.", "email": "ada@example.com"}, "Ada L."),
+        ({"sub": "u-1", "email": "ada@example.com"}, "ada@example.com"),
+        ({"sub": "u-1"}, "u-1"),
+    ],
+)
+def test_a_caller_is_shown_by_the_first_name_its_token_gives(claims: dict[str, Any], name: str) -> None:
+    caller = caller_from_claims(claims)
+
+    assert (caller.sub, caller.display_name) == ("u-1", name)

@@ -12,7 +12,7 @@ execution.started           workflowId, workflowVersion, startedBy, by, variable
 execution.running           (the state machine took it up: PENDING -> RUNNING)
 execution.pause_requested   by
 execution.pause_withdrawn   by
-execution.paused            reason ("requested" or "approval")
+execution.paused            reason ("requested", with by: who asked; or "approval", with the node)
 execution.resumed           by (for an approval: who approved)
 execution.completed         (terminal)
 execution.failed            error (terminal)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from stepwise.models.events import Event, ValueRef
+from stepwise.models.events import Actor, Event, ValueRef
 from stepwise.models.execution import ExecutionState, ExecutionSummary, NodeState
 
 
@@ -50,6 +50,8 @@ class Control(BaseModel):
     maxNodeRuns: int
     activeNode: ActiveNode | None = None
     pauseRequested: bool = False
+    # Who asked for the pending pause (its execution.paused names them).
+    pauseRequestedBy: Actor | None = None
     error: str | None = None
     completedAt: str | None = None
     variablesBytes: int = 0
@@ -67,17 +69,18 @@ class Control(BaseModel):
             self.state = "RUNNING"
         elif kind in ("execution.pause_requested", "execution.pause_withdrawn"):
             self.pauseRequested = kind == "execution.pause_requested"
+            self.pauseRequestedBy = event.by if self.pauseRequested else None
         elif kind == "execution.paused":
-            self.state, self.pauseRequested = "PAUSED", False
+            self.state, self.pauseRequested, self.pauseRequestedBy = "PAUSED", False, None
         elif kind == "execution.resumed":
-            self.state, self.pauseRequested = "RUNNING", False
+            self.state, self.pauseRequested, self.pauseRequestedBy = "RUNNING", False, None
             if self.activeNode and self.activeNode.waitingFor == "approval" and event.by:
                 self.activeNode.approvedBy = event.by.sub
                 self.activeNode.approvedByName = event.by.name
                 self.activeNode.approvedAt = event.at
         elif event.terminal:
             self.state = {"execution.completed": "COMPLETED", "execution.failed": "FAILED"}.get(kind, "CANCELED")  # type: ignore[assignment]
-            self.completedAt, self.activeNode, self.pauseRequested = event.at, None, False
+            self.completedAt, self.activeNode, self.pauseRequested, self.pauseRequestedBy = event.at, None, False, None
             if event.error:
                 self.error = event.error
         elif kind == "node.started" and event.nodeId and event.run:

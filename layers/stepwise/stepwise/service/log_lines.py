@@ -38,6 +38,8 @@ def _message(event: Event, label: Label) -> tuple[LogLevel, str] | None:
             return "info", f"Pause withdrawn by {who}"
         case "execution.paused" if event.reason == "approval":
             return "info", f"Waiting for approval at node {event.nodeId}: resume to approve"
+        case "execution.paused" if event.by:
+            return "info", f"Execution paused, as {who} asked"
         case "execution.paused":
             return "info", "Execution paused"
         case "execution.resumed" if event.nodeId:

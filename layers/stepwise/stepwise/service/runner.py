@@ -152,7 +152,8 @@ def pause(store: Store, execution_id: str, task_token: str) -> None:
             paused = event("execution.paused", reason="approval", nodeId=active.nodeId, run=active.run)
             return Change([paused], task_token=task_token)
         if control.pauseRequested:
-            return Change([event("execution.paused", reason="requested")], task_token=task_token)
+            paused = event("execution.paused", reason="requested", by=control.pauseRequestedBy)
+            return Change([paused], task_token=task_token)
         return "go on"  # the pause request was withdrawn before the state machine got here
 
     tail, decided = record_change(store, execution_id, decide, repair=False)
