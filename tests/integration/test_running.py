@@ -221,6 +221,7 @@ def test_an_approval_pauses_until_resumed(api: Any) -> None:
     execution = wait_for_state(api, execution_id, {"COMPLETED", "FAILED"})
     assert execution["state"] == "COMPLETED", execution["error"]
     assert execution["nodeStates"]["review"]["output"]["approvedBy"] == "alice"
+    assert execution["nodeStates"]["review"]["output"]["approvedByName"] == "alice"
     assert execution["variables"]["shipped"] is True
     again = api.post(f"/api/workflows/execute/{execution_id}/resume")
     assert again.status == 409

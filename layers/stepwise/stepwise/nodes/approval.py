@@ -26,8 +26,14 @@ def run(config: ApprovalConfig, context: NodeContext) -> Outcome:
 def finish(config: ApprovalConfig, context: NodeContext, state: dict[str, Any]) -> Outcome:
     """Resumed: the node's output says who approved and when."""
     approved_by = state.get("approvedBy")
-    context.log("info", f"approved by {approved_by}")
-    output = {"approved": True, "approvedBy": approved_by, "approvedAt": state.get("approvedAt")}
+    name = state.get("approvedByName") or approved_by
+    context.log("info", f"approved by {name}")
+    output = {
+        "approved": True,
+        "approvedBy": approved_by,
+        "approvedByName": name,
+        "approvedAt": state.get("approvedAt"),
+    }
     if config.message:
         output["message"] = as_text(interpolate(config.message, context.variables))
     return Outcome(output=output)
