@@ -139,7 +139,7 @@ class SharedDeployment:
             raise
 
     def leave(self) -> None:
-        """Stop what the test left running and turn moto's patching off, keeping its data."""
+        """Stop the runs the test left (waiting a little, so none writes into the next test), turn moto off."""
         try:
             self.deployment.stop_executions(wait_seconds=2.0)
         finally:
@@ -170,8 +170,9 @@ def shared_deployment(token_issuer: Any) -> Iterator[SharedDeployment]:
 def aws(shared_deployment: SharedDeployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """moto with real ASL execution, the template's resources deployed and empty, Lambda routed to our handlers.
 
-    The functions' environment is set through the test's own ``monkeypatch``, so a variable the test sets
-    on top is undone first and the environment ends as it was before the test.
+    The functions' environment is set through the test's own ``monkeypatch``, not ``stack.running`` (whose
+    restore would come before monkeypatch's undo, which would then put the variables back): a variable the
+    test sets on top is undone first, and the environment ends as it was before the test.
     """
     from stepwise.local.lambda_routing import route_lambda_invokes
     from stepwise.settings import reset_settings
