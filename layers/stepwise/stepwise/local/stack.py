@@ -76,9 +76,9 @@ class Deployment:
 
         Stops the state machine's running executions and forgets all of them, deletes every item of
         the tables, every schedule of the group, the agents' secrets, the dead-letter queue's
-        messages and the values' bucket's objects. Tests share one deployment this way: it costs a few calls to moto, where a new
-        deployment parses the ASL and creates a dozen resources. The environment of this process and
-        the routing of Lambda invokes are the caller's (see :func:`running`).
+        messages and the values' bucket's objects. Tests share one deployment this way: it costs a few
+        calls to moto, where a new deployment parses the ASL and creates a dozen resources. The
+        environment of this process and the routing of Lambda invokes are the caller's (see :func:`running`).
         """
         self.stop_executions()
         _forget_executions(self.region, self.state_machine_arn)
