@@ -228,7 +228,8 @@ class Meter:
         """Wrap botocore's ``_make_api_call`` meanwhile (every client, every thread), then put it back."""
         from botocore.client import BaseClient
 
-        original = BaseClient._make_api_call
+        # A private method, absent from botocore's type stubs: hence getattr and setattr.
+        original = getattr(BaseClient, "_make_api_call")  # noqa: B009
         meter = self
 
         def metered(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
@@ -245,11 +246,11 @@ class Meter:
 
             return meter._dynamodb_call(uncounted, operation, params, scope)
 
-        BaseClient._make_api_call = metered  # type: ignore[method-assign]
+        setattr(BaseClient, "_make_api_call", metered)  # noqa: B010
         try:
             yield self
         finally:
-            BaseClient._make_api_call = original  # type: ignore[method-assign]
+            setattr(BaseClient, "_make_api_call", original)  # noqa: B010
 
     @contextmanager
     def scoped(self, scope: str) -> Iterator[None]:
@@ -295,7 +296,7 @@ class Meter:
             answer = uncounted(operation, params)
         except Exception as error:
             began = time.perf_counter()
-            reads, writes, index_writes = accounting.failed(operation, params, error)
+            reads, writes, index_writes = accounting.failed(error)
             self._record(Call(at, scope, "dynamodb", operation, reads, writes, index_writes))
             self.overhead_seconds += time.perf_counter() - began
             raise
@@ -376,34 +377,30 @@ class _Accounting:
                     else:
                         self._plan_write("Delete", {"TableName": table, **request["DeleteRequest"]}, False)
 
-    def _write_units(self, done: bool) -> tuple[float, float]:
+    def _written(self) -> tuple[float, float]:
+        """Units of writes that happened: the larger of each item before and after, and its index entries."""
         units = index_units = 0.0
         for table, key, before, written, transactional in self.writes:
-            if written is not None:
-                after: Item | None = written
-            elif done:
-                after = self._item(table, key)
-            else:
-                after = before  # an update that did not happen: billed as the item is
-            if not done:
-                size = max(item_size(before or {}), item_size(written or {}))
-                units += write_units(size, transactional=transactional)
-                continue
+            after = written if written is not None else self._item(table, key)
             units += write_units(max(item_size(before or {}), item_size(after or {})), transactional=transactional)
             shape = self.meter.table(table, self.uncounted)
             index_units += sum(index_write_units(before, after, index, shape.keys) for index in shape.indexes)
         return units, index_units
 
-    def failed(self, operation: str, params: dict[str, Any], error: Exception) -> tuple[float, float, float]:
+    def failed(self, error: Exception) -> tuple[float, float, float]:
         code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
         if code not in ("ConditionalCheckFailedException", "TransactionCanceledException"):
             return 0.0, 0.0, 0.0  # refused before any work (validation, throttling): not billed
-        units, _ = self._write_units(done=False)
-        return 0.0, units, 0.0
+        # A write whose condition failed bills the item as it is, or as it would have been; no index changed.
+        units = sum(
+            write_units(max(item_size(before or {}), item_size(written or {})), transactional=transactional)
+            for _, _, before, written, transactional in self.writes
+        )
+        return 0.0, float(units), 0.0
 
     def succeeded(self, operation: str, params: dict[str, Any], answer: Any) -> tuple[float, float, float]:
         if operation in WRITES:
-            units, index_units = self._write_units(done=True)
+            units, index_units = self._written()
             return 0.0, units, index_units
         if operation == "GetItem":
             item = answer.get("Item")

@@ -159,7 +159,7 @@ def _set_nodes(runs: int) -> dict[str, Any]:
             {"id": "last", "type": "setVariables", "config": {"values": {"done": True}}},
         ]
     variables = {"name": "bench", "lap": "x"}
-    definition = {"name": f"bench-set-{runs}", "variables": variables, "nodes": steps}
+    definition: dict[str, Any] = {"name": f"bench-set-{runs}", "variables": variables, "nodes": steps}
     if runs >= 1000:
         # The default step limit (1,000 node runs) would stop the run at its last node.
         definition["maxNodeRuns"] = runs + 10
@@ -288,14 +288,8 @@ class Bench:
             time.sleep(POLL_SECONDS)
 
     def _transitions(self, arn: str) -> int:
-        count, token = 0, None
-        while True:
-            more = {"nextToken": token} if token else {}
-            page = self.sfn.get_execution_history(executionArn=arn, maxResults=1000, **more)
-            count += sum(1 for event in page["events"] if event["type"].endswith("StateEntered"))
-            token = page.get("nextToken")
-            if not token:
-                return count
+        pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+        return sum(1 for page in pages for event in page["events"] if event["type"].endswith("StateEntered"))
 
     @contextmanager
     def _measuring(self) -> Iterator[dict[str, Any]]:
@@ -611,7 +605,7 @@ def _nodes_and_variables(args: argparse.Namespace) -> dict[str, Any]:
             found["max_variables_bytes"] = limit
             print(f"(MAX_VARIABLES_BYTES set to {limit} for this run: the default refuses 200 KB of variables)")
         bench = Bench(deployment, meter, profiler)
-        deployment.handler_for = bench.resolver(deployment.handler_for)  # type: ignore[method-assign]
+        deployment.handler_for = bench.resolver(deployment.handler_for)  # type: ignore[assignment]
         with running(deployment):
             bench.authorization = f"Bearer {issuer.token(USER)}"
             if "nodes" not in args.skip:
