@@ -90,21 +90,24 @@ def create_resolver(dependencies: Callable[[], ApiDependencies]) -> StepwiseReso
         app.include_router(module.router, prefix=module.PREFIX)
     _map_errors(app)
 
-    @cache
-    def document() -> dict[str, Any]:
-        described: dict[str, Any] = json.loads(app.get_openapi_json_schema())
-        for operations in described["paths"].values():
-            for operation in operations.values():
-                operation["responses"].pop("422", None)
-        for name in UNUSED_SCHEMAS:
-            described["components"]["schemas"].pop(name, None)
-        return described
+    document = cache(lambda: openapi_document(app))
 
     @app.get("/api/openapi.json", include_in_schema=False)
-    def openapi_document() -> Response[Any]:
+    def serve_openapi_document() -> Response[Any]:
         return _json(HTTPStatus.OK, document())
 
     return app
+
+
+def openapi_document(app: StepwiseResolver) -> dict[str, Any]:
+    """The API's OpenAPI 3.1 document, as ``GET /api/openapi.json`` serves it."""
+    described: dict[str, Any] = json.loads(app.get_openapi_json_schema())
+    for operations in described["paths"].values():
+        for operation in operations.values():
+            operation["responses"].pop("422", None)
+    for name in UNUSED_SCHEMAS:
+        described["components"]["schemas"].pop(name, None)
+    return described
 
 
 def _json(status: HTTPStatus, body: Any, headers: Mapping[str, str] | None = None) -> Response[Any]:
