@@ -3,7 +3,7 @@
 Every operation of ``GET /api/openapi.json`` gets generated requests (valid and invalid bodies, query strings,
 headers, path ids), sent with a valid bearer token and without one. Every answer must be one the document
 promises: no 5xx, a status code the operation declares, its content type, a body that matches the declared
-schema, the declared headers.
+schema, the declared headers; a method the path does not take is a 405 whose Allow header names those it does.
 
 The run is bounded (a few examples per operation, derandomized: the same requests every time) and has a
 stack of its own (the module's ``stack`` fixture) and a user of its own, so what it writes and deletes
@@ -25,8 +25,10 @@ from schemathesis.specs.openapi.checks import (
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
+from stepwise import wiring
 from stepwise.api.resolver import create_resolver, openapi_document
 from tests.support.local_stack import Stack
 
@@ -39,6 +41,7 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
     response_headers_conformance,
+    unsupported_method,
 ]
 # Bounds: the whole module adds well under a minute to `make test` on two cores. Besides the generated
 # requests, the token tests get the boundary cases schemathesis derives from the document (a missing field, a
@@ -60,7 +63,7 @@ def stand_in(name: str) -> str:
 
 # Built in process, since schemathesis makes its tests when pytest collects them, before any stack runs;
 # a test checks that the stack serves this very document.
-DOCUMENT = openapi_document(create_resolver())
+DOCUMENT = openapi_document(create_resolver(wiring.api))
 schema = schemathesis.openapi.from_dict(
     DOCUMENT,
     config=schemathesis.Config.from_dict(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from stepwise import wiring
 from stepwise.api.resolver import create_resolver, openapi_document
 from stepwise.errors import InvalidWorkflow
 from stepwise.models.agent import AgentInput
@@ -187,7 +188,7 @@ def test_the_readme_lists_each_node_types_config_as_validated(node_type: str) ->
 
 def test_an_http_request_without_a_method_is_a_get_as_documented() -> None:
     node = {"id": "call", "type": "httpRequest", "config": {"url": "https://e.com"}}
-    document = openapi_document(create_resolver())
+    document = openapi_document(create_resolver(wiring.api))
     variants = document["components"]["schemas"]["NodeDefinition"]["oneOf"]
     http = next(v for v in variants if v["properties"]["type"] == {"const": "httpRequest"})["properties"]["config"]
 
@@ -198,7 +199,7 @@ def test_an_http_request_without_a_method_is_a_get_as_documented() -> None:
 
 
 def test_the_document_describes_each_node_types_config() -> None:
-    document = openapi_document(create_resolver())
+    document = openapi_document(create_resolver(wiring.api))
     node = document["components"]["schemas"]["NodeDefinition"]
 
     assert node["properties"]["type"]["enum"] == list(REGISTRY)
