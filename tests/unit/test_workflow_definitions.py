@@ -155,6 +155,8 @@ def test_an_http_request_header_value_with_a_placeholder_is_checked_when_sent() 
     [
         ("headers", {"X Team": "docs"}, "header name 'X Team' should be"),
         ("headers", {"X-Team": "€"}, "the value of header 'X-Team' has a line break"),
+        ("headers", {"X-Team": "docs\n"}, "the value of header 'X-Team' has a line break"),
+        ("headers", {"X-Team\n": "docs"}, "header name 'X-Team\n' should be"),
         ("credential", "sk-\u20ac", "has a line break, a control character or a character beyond ISO-8859-1"),
     ],
 )
