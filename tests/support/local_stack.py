@@ -105,8 +105,8 @@ def wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Any) -> 
         try:
             if requests.get(f"{url}/api/openapi.json", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or busy starting: its first answer may take more than a second
         time.sleep(0.1)
     raise AssertionError(f"stepwise dev did not answer within {START_DEADLINE_SECONDS} s:\n{log()}")
 

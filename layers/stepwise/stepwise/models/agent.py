@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
-from stepwise.nodes.base import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, header_name_problem, header_value_problem
+from stepwise.models.headers import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, header_name_problem, header_value_problem
 
 Protocol = Literal["json", "openai-chat"]
 _FORBIDDEN_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}

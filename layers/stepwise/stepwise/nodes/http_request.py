@@ -8,17 +8,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from stepwise.interpolation import as_text, interpolate
-from stepwise.nodes.base import (
-    HEADER_NAME_PATTERN,
-    HEADER_VALUE_PATTERN,
-    NodeConfig,
-    NodeContext,
-    NodeFailed,
-    Outcome,
-    VariableName,
-    header_name_problem,
-    header_value_problem,
-)
+from stepwise.models.headers import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, header_name_problem, header_value_problem
+from stepwise.nodes.base import NodeConfig, NodeContext, NodeFailed, Outcome, VariableName
 from stepwise.nodes.calls import policy_for, send
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
