@@ -17,8 +17,11 @@ EXECUTION = "exe_" + "0" * 26
         ("POST", "/api/agents/ag_1", "GET, PUT, DELETE"),
         ("DELETE", "/api/workflows", "GET, POST"),
         ("GET", f"/api/workflows/execute/{EXECUTION}/pause", "POST"),
-        # Two paths of the document share this shape: a workflow's start (POST) and an execution (GET, DELETE).
-        ("PUT", f"/api/workflows/execute/{EXECUTION}", "GET, POST, DELETE"),
+        # Two paths of the document share this shape, told apart by the kind of id: a workflow's start (POST),
+        # an execution (GET, DELETE); an id of neither kind could be either.
+        ("PUT", f"/api/workflows/execute/{EXECUTION}", "GET, DELETE"),
+        ("PUT", f"/api/workflows/execute/{WORKFLOW}", "POST"),
+        ("PUT", "/api/workflows/execute/42", "GET, POST, DELETE"),
     ],
 )
 def test_a_method_the_path_does_not_take_is_a_405_naming_those_it_does(

@@ -35,6 +35,7 @@ from stepwise.api.routing import (
     DEPENDENCIES_CONTEXT_KEY,
     PUBLIC_PATHS,
     ApiDependencies,
+    another_kind,
     identify,
 )
 from stepwise.auth import TokenRefused
@@ -121,7 +122,10 @@ def _path_methods(document: Mapping[str, Any]) -> list[tuple[re.Pattern[str], li
     paths.update({path: ["GET"] for path in PUBLIC_PATHS})
     patterns = []
     for path, methods in paths.items():
-        segments = ("[^/]+" if segment.startswith("{") else re.escape(segment) for segment in path.split("/"))
+        segments = (
+            f"(?P<{segment[1:-1]}>[^/]+)" if segment.startswith("{") else re.escape(segment)
+            for segment in path.split("/")
+        )
         patterns.append((re.compile("/".join(segments) + "/?"), methods))
     return patterns
 
@@ -193,8 +197,13 @@ def _map_errors(app: StepwiseResolver, path_methods: Callable[[], list[tuple[re.
         if refusal := refused(error):
             return refusal
         # A path the API has, asked with another method: 405 and the methods it takes (RFC 9110's Allow).
-        # (/api/workflows/execute/{id} is two paths of the document: POST for a workflow id, GET and DELETE.)
-        matched = {method for pattern, methods in path_methods() if pattern.fullmatch(event.path) for method in methods}
+        # /api/workflows/execute/{id} is two paths of the document, told apart by the kind of id: POST for a
+        # workflow's, GET and DELETE for an execution's (all three for an id of neither kind).
+        matched = set()
+        for pattern, methods in path_methods():
+            found = pattern.fullmatch(event.path)
+            if found and not any(another_kind(name, value) for name, value in found.groupdict().items()):
+                matched.update(methods)
         if allowed := sorted(matched, key=METHOD_ORDER.index):
             message = f"{event.http_method} is not a method of {event.path}; it takes {', '.join(allowed)}"
             return _json(
