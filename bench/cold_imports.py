@@ -1,7 +1,8 @@
 """Each handler's cold import time beside a bare ``import boto3``, measured in the same run.
 
 Every sample is a fresh Python process that times one import with ``time.perf_counter`` (interpreter start
-excluded), as Lambda's runtime imports ``app`` from the function's directory at a cold start. Rounds
+excluded), as Lambda's runtime imports ``app`` from the function's directory at a cold start, with the
+function's environment from template.yaml (a handler checks its settings at import). Rounds
 alternate the targets, so a busy machine slows them alike; the median of the rounds is printed, with its
 ratio to boto3's.
 """
@@ -26,14 +27,31 @@ ENVIRONMENT = {
 _TIMED = "import sys, time\n{setup}\nbegan = time.perf_counter()\nimport {module}\nprint(time.perf_counter() - began)\n"
 
 
+def _function_environment(project_dir: Path, target: str) -> dict[str, str]:
+    """The template's variables for the function in ``functions/<target>``: its literal values, and a stand-in
+    for each value CloudFormation would fill in (a table name, an ARN)."""
+    from stepwise.local.template import function_specs, load_template
+
+    for spec in function_specs(load_template(project_dir)).values():
+        if spec.code_uri.rstrip("/") == f"functions/{target}":
+            return {
+                key: value if isinstance(value, str) else f"bench-{key.lower()}"
+                for key, value in spec.environment.items()
+            }
+    return {}
+
+
 def _sample(project_dir: Path, target: str) -> float:
+    environment = dict(os.environ)
     if target == "boto3":
         code = _TIMED.format(setup="", module="boto3")
     else:
         code = _TIMED.format(setup=f"sys.path.insert(0, {str(project_dir / 'functions' / target)!r})", module="app")
+        environment.update(_function_environment(project_dir, target))
+    environment.update(ENVIRONMENT)
     answer = subprocess.run(
         [sys.executable, "-c", code],
-        env={**os.environ, **ENVIRONMENT},
+        env=environment,
         cwd=project_dir,
         capture_output=True,
         text=True,
@@ -52,8 +70,8 @@ def measure(project_dir: Path, rounds: int) -> dict[str, float]:
     return {target: statistics.median(values) for target, values in samples.items()}
 
 
-def report(project_dir: Path, rounds: int) -> None:
-    """Print the table."""
+def report(project_dir: Path, rounds: int) -> dict[str, float]:
+    """Print the table; the medians in milliseconds."""
     medians = measure(project_dir, rounds)
     boto3 = medians["boto3"]
     print(f"cold imports (median of {rounds} fresh processes each; ratio to a bare `import boto3`)")
@@ -62,3 +80,4 @@ def report(project_dir: Path, rounds: int) -> None:
     for handler in HANDLERS:
         seconds = medians[handler]
         print(f"{'functions/' + handler:>22} {seconds * 1000:>7.1f} {seconds / boto3:>6.2f}")
+    return {target: seconds * 1000 for target, seconds in medians.items()}

@@ -156,8 +156,8 @@ def _level(port: int, token: str, workflow_id: str, execution_path: str, clients
     return len(ordered) / elapsed, statistics.median(ordered), p99, len(ended) / executions_elapsed
 
 
-def report(project_dir: Path) -> None:
-    """Start ``stepwise dev``, print the tables, stop it."""
+def report(project_dir: Path) -> dict[str, Any]:
+    """Start ``stepwise dev``, print the tables, stop it; the figures."""
     port = _free_port_pair()
     stepwise = Path(sys.executable).parent / "stepwise"
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STEPWISE_"))}
@@ -178,12 +178,20 @@ def report(project_dir: Path) -> None:
             setup.close()
 
             kept_alive, fresh = _single_requests(port, token, execution_path)
+            found: dict[str, Any] = {"get_ms_kept_alive": kept_alive * 1000, "get_ms_new_connection": fresh * 1000}
             print("local API (stepwise dev; GET of an execution, median of 20)")
             print(f"  kept-alive connection {kept_alive * 1000:.1f} ms, new connection each time {fresh * 1000:.1f} ms")
             print(f"{'clients':>8} {'GETs/s':>7} {'GET p50 ms':>11} {'GET p99 ms':>11} {'executions/s':>13}")
             for clients in CLIENTS:
                 gets, p50, p99, executions = _level(port, token, workflow_id, execution_path, clients)
                 print(f"{clients:>8} {gets:>7.0f} {p50 * 1000:>11.1f} {p99 * 1000:>11.1f} {executions:>13.1f}")
+                found[f"clients_{clients}"] = {
+                    "gets_per_second": gets,
+                    "get_p50_ms": p50 * 1000,
+                    "get_p99_ms": p99 * 1000,
+                    "executions_per_second": executions,
+                }
+            return found
         finally:
             process.send_signal(signal.SIGINT)
             try:

@@ -1,5 +1,9 @@
 """Fixtures shared by every test: fake AWS credentials, moto, the deployed local resources, an API client.
 
+The template is deployed into moto once per test session (per xdist worker) and reset before each test
+that asks for it (``aws``): its tables, executions, schedules, secrets and queue are emptied, its resources
+kept (:meth:`stepwise.local.stack.Deployment.reset`). moto's patching is on only while such a test runs.
+
 The API function checks bearer tokens itself; in process, they come from a test issuer whose keys are served
 on 127.0.0.1 (:class:`stepwise.local.auth.LocalTokenIssuer`), so a test names any user it likes.
 """
@@ -106,18 +110,85 @@ def token_issuer() -> Iterator[Any]:
         yield issuer
 
 
-@pytest.fixture
-def aws(token_issuer: Any) -> Iterator[Any]:
-    """moto with real ASL execution, the template's resources deployed, Lambda routed to our handlers."""
-    from moto import mock_aws
+class SharedDeployment:
+    """The template deployed into moto once, reset for each test, with moto's patching on only meanwhile.
 
-    from stepwise.local.stack import provision, running
+    Between tests moto's data stays in this process and its patching is off, so a test that did not ask
+    for it never talks to it by accident. A test that starts a moto of its own resets moto's data when
+    it starts; the next test that asks for the deployment then finds it gone and deploys it again.
+    """
 
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    def __init__(self, issuer: Any) -> None:
+        from moto import mock_aws
+
+        self.mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self.issuer = issuer
+        self.deployment: Any = None
+
+    def enter(self) -> Any:
+        """Turn moto on and return the deployment as provisioned (reset, or deployed again if it is gone)."""
+        self.mock.start(reset=False)
+        try:
+            if self.deployment is not None and self.deployment.exists():
+                self.deployment.reset()
+            else:
+                self.deployment = self._provision()
+            return self.deployment
+        except BaseException:
+            self.mock.stop(remove_data=False)
+            raise
+
+    def leave(self) -> None:
+        """Stop the runs the test left (waiting a little, so none writes into the next test), turn moto off."""
+        try:
+            self.deployment.stop_executions(wait_seconds=2.0)
+        finally:
+            self.mock.stop(remove_data=False)
+
+    def close(self) -> None:
+        """Drop moto's data at the end of the session."""
+        self.mock.start(reset=False)
+        self.mock.stop()
+
+    def _provision(self) -> Any:
+        from stepwise.local.stack import provision
+
         deployment = provision(PROJECT_DIR, REGION)
-        deployment.environment.update(token_issuer.api_environment())
-        with running(deployment):
+        deployment.environment.update(self.issuer.api_environment())
+        return deployment
+
+
+@pytest.fixture(scope="session")
+def shared_deployment(token_issuer: Any) -> Iterator[SharedDeployment]:
+    """One deployment of the template per test session (per xdist worker); use ``aws`` in tests."""
+    shared = SharedDeployment(token_issuer)
+    yield shared
+    shared.close()
+
+
+@pytest.fixture
+def aws(shared_deployment: SharedDeployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto with real ASL execution, the template's resources deployed and empty, Lambda routed to our handlers.
+
+    The functions' environment is set through the test's own ``monkeypatch``, not ``stack.running`` (whose
+    restore would come before monkeypatch's undo, which would then put the variables back): a variable the
+    test sets on top is undone first, and the environment ends as it was before the test.
+    """
+    from stepwise import wiring
+    from stepwise.local.lambda_routing import route_lambda_invokes
+
+    deployment = shared_deployment.enter()
+    try:
+        for name, value in deployment.environment.items():
+            monkeypatch.setenv(name, value)
+        wiring.reset()
+        with route_lambda_invokes(deployment.handler_for):
             yield deployment
+    finally:
+        try:
+            shared_deployment.leave()
+        finally:
+            wiring.reset()
 
 
 @pytest.fixture

@@ -1,27 +1,22 @@
 """``stepwise dev`` as a user meets it: a subprocess on free ports, driven over real HTTP with real tokens.
 
-One stack serves the whole module (it takes a few seconds to start); the last test stops it with Ctrl-C.
-Tokens come from the stack's ``POST /local/token`` (moto's Cognito); the API function checks them against
-the keys moto's server serves for the pool. The expired token is signed with the key moto signs with (it
-ships inside moto), so only its ``exp`` is wrong: that tests the expiry check itself. The forged token
-carries the right claims and ``kid`` but is signed with a key of our own.
+One stack serves the whole module (the ``stack`` fixture, :mod:`tests.support.local_stack`); the last test
+stops it with Ctrl-C. Tokens come from the stack's ``POST /local/token`` (moto's Cognito); the API function
+checks them against the keys moto's server serves for the pool. The expired token is signed with the key
+moto signs with (it ships inside moto), so only its ``exp`` is wrong: that tests the expiry check itself.
+The forged token carries the right claims and ``kid`` but is signed with a key of our own.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -29,126 +24,20 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.support.local_stack import (
+    PROJECT_DIR,
+    RUN_DEADLINE_SECONDS,
+    STEPWISE,
+    Stack,
+    cli_environment,
+    free_port_pair,
+    listening,
+)
+
 pytestmark = pytest.mark.slow
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-STEPWISE = Path(sys.executable).parent / "stepwise"
 DEMO_WORKFLOW = "wf_0000000000000000000000DEM0"
 DEMO_AGENTS = ("ag_0000000000000000000000DEM1", "ag_0000000000000000000000DEM2")
-START_DEADLINE_SECONDS = 40.0
-RUN_DEADLINE_SECONDS = 20.0
-TERMINAL = ("COMPLETED", "FAILED", "CANCELED")
-
-
-def free_port_pair() -> int:
-    """A port p such that p and p + 1 are both free on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port < 65535 and port_is_free(port) and port_is_free(port + 1):
-            return port
-    raise RuntimeError("no two adjacent free ports")
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def cli_environment(**extra: str) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STEPWISE_"))}
-    environment.update(PYTHONUNBUFFERED="1", **extra)
-    return environment
-
-
-@dataclass
-class Stack:
-    url: str
-    port: int
-    aws_port: int
-    process: subprocess.Popen[bytes]
-    stdout: Path
-    stderr: Path
-
-    def output(self) -> str:
-        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
-
-    def token(self, user: str, *, admin: bool = False) -> str:
-        answer = requests.post(f"{self.url}/local/token", json={"user": user, "admin": admin}, timeout=10)
-        assert answer.status_code == 200, answer.text
-        return str(answer.json()["token"])
-
-    def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        return requests.request(method, self.url + path, headers=headers, timeout=15, **kwargs)
-
-    def wait_for_end(self, execution_id: str, token: str) -> dict[str, Any]:
-        deadline = time.monotonic() + RUN_DEADLINE_SECONDS
-        execution: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            execution = self.call("GET", f"/api/workflows/execute/{execution_id}", token).json()["data"]
-            if execution["state"] in TERMINAL:
-                return execution
-            time.sleep(0.1)
-        raise AssertionError(f"execution did not end in time: {execution}")
-
-    def cli(self, *args: str, token: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        environment = cli_environment(STEPWISE_URL=self.url, **({"STEPWISE_TOKEN": token} if token else {}))
-        return subprocess.run(
-            [str(STEPWISE), *args], env=environment, capture_output=True, text=True, timeout=timeout, check=False
-        )
-
-
-def wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Any) -> None:
-    deadline = time.monotonic() + START_DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"stepwise dev exited with {process.returncode}:\n{log()}")
-        try:
-            if requests.get(f"{url}/api/openapi.json", timeout=5).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):
-            # Not listening yet, or its first API instance is still starting (slow on a loaded machine).
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"stepwise dev did not answer within {START_DEADLINE_SECONDS} s:\n{log()}")
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    port = free_port_pair()
-    directory = tmp_path_factory.mktemp("dev")
-    stdout, stderr = directory / "stdout.txt", directory / "stderr.txt"
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = subprocess.Popen(
-            [str(STEPWISE), "dev", "--port", str(port)],
-            cwd=PROJECT_DIR,
-            env=cli_environment(),
-            stdout=out,
-            stderr=err,
-        )
-    running = Stack(f"http://127.0.0.1:{port}", port, port + 1, process, stdout, stderr)
-    try:
-        wait_until_serving(process, running.url, running.output)
-        yield running
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -276,6 +165,33 @@ def test_cancel_stops_a_running_execution(stack: Stack) -> None:
     assert canceled.json() == {"success": True, "message": f"Execution {execution_id} canceled"}
     execution = stack.call("GET", f"/api/workflows/execute/{execution_id}", token).json()["data"]
     assert execution["state"] == "CANCELED"
+
+
+def test_a_definition_a_run_would_fail_on_is_refused_when_written(stack: Stack) -> None:
+    token = stack.token("hasty")
+    nodes = [
+        {"id": "set", "type": "setVariables", "config": {"values": {"topic": "tea"}}},
+        {
+            "id": "check",
+            "type": "condition",
+            "config": {"left": "${topic}", "op": "exists", "then": "ask", "else": "ask"},
+        },
+        {"id": "ask", "type": "agentTask", "config": {"agentId": "ag_" + "0" * 26, "prompt": "About ${topic"}},
+    ]
+
+    typo = stack.call("POST", "/api/workflows", token, json={"name": "typo", "nodes": nodes})
+    nodes[1]["next"] = "ask"
+    nodes[2]["config"]["prompt"] = "About ${topic}"
+    ignored_next = stack.call("POST", "/api/workflows", token, json={"name": "next", "nodes": nodes})
+
+    assert (typo.status_code, typo.json()) == (
+        400,
+        {"success": False, "error": "nodes[2] (id 'ask'): config.prompt: unclosed placeholder '${topic' at position 6"},
+    )
+    assert ignored_next.status_code == 400
+    assert ignored_next.json()["error"].startswith(
+        "nodes[1] (id 'check'): next: a condition node continues at config.then or config.else"
+    )
 
 
 # ---------------------------------------------------------------------------------------- the door

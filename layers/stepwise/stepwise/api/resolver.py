@@ -4,7 +4,8 @@
 ``agents``, ``schedules``) and maps every failure to the error envelope ``{"success": false, "error":
 "..."}`` here, in one place: domain errors (:mod:`stepwise.errors`) with their status, request validation
 as a 400 that names the field, an unknown route as a 404, anything else as a generic 500 (the detail is
-logged). A request for a private route without a valid token is a 401 whatever else is wrong with it.
+logged), a path the API has asked with another method as a 405 with an ``Allow`` header. A request for a
+private route without a valid token is a 401 whatever else is wrong with it.
 
 Status codes and documented answers are declared on each route (``status_code=``, ``responses=``). The
 OpenAPI document drops the one thing Powertools adds that this API never answers: 422 (a request that
@@ -17,6 +18,7 @@ who creates it: the API function passes the composition root's ``stepwise.wiring
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from functools import cache
 from http import HTTPStatus
@@ -33,6 +35,7 @@ from stepwise.api.routing import (
     DEPENDENCIES_CONTEXT_KEY,
     PUBLIC_PATHS,
     ApiDependencies,
+    another_kind,
     identify,
 )
 from stepwise.auth import TokenRefused
@@ -88,23 +91,43 @@ def create_resolver(dependencies: Callable[[], ApiDependencies]) -> StepwiseReso
     app.enable_swagger(path="/api/docs", title=TITLE, version=VERSION)
     for module in ROUTERS:
         app.include_router(module.router, prefix=module.PREFIX)
-    _map_errors(app)
-
-    @cache
-    def document() -> dict[str, Any]:
-        described: dict[str, Any] = json.loads(app.get_openapi_json_schema())
-        for operations in described["paths"].values():
-            for operation in operations.values():
-                operation["responses"].pop("422", None)
-        for name in UNUSED_SCHEMAS:
-            described["components"]["schemas"].pop(name, None)
-        return described
+    document = cache(lambda: openapi_document(app))
+    _map_errors(app, cache(lambda: _path_methods(document())))
 
     @app.get("/api/openapi.json", include_in_schema=False)
-    def openapi_document() -> Response[Any]:
+    def serve_openapi_document() -> Response[Any]:
         return _json(HTTPStatus.OK, document())
 
     return app
+
+
+def openapi_document(app: StepwiseResolver) -> dict[str, Any]:
+    """The API's OpenAPI 3.1 document, as ``GET /api/openapi.json`` serves it."""
+    described: dict[str, Any] = json.loads(app.get_openapi_json_schema())
+    for operations in described["paths"].values():
+        for operation in operations.values():
+            operation["responses"].pop("422", None)
+    for name in UNUSED_SCHEMAS:
+        described["components"]["schemas"].pop(name, None)
+    return described
+
+
+# The order methods are named in, in an Allow header and in messages.
+METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _path_methods(document: Mapping[str, Any]) -> list[tuple[re.Pattern[str], list[str]]]:
+    """Each path of the API (the document's and the public ones) as a pattern, with the methods it takes."""
+    paths = {path: [method.upper() for method in operations] for path, operations in document["paths"].items()}
+    paths.update({path: ["GET"] for path in PUBLIC_PATHS})
+    patterns = []
+    for path, methods in paths.items():
+        segments = (
+            f"(?P<{segment[1:-1]}>[^/]+)" if segment.startswith("{") else re.escape(segment)
+            for segment in path.split("/")
+        )
+        patterns.append((re.compile("/".join(segments) + "/?"), methods))
+    return patterns
 
 
 def _json(status: HTTPStatus, body: Any, headers: Mapping[str, str] | None = None) -> Response[Any]:
@@ -140,7 +163,7 @@ def _unexpected(error: Exception) -> Response[Any]:
     return _json(HTTPStatus.INTERNAL_SERVER_ERROR, {"success": False, "error": "Internal server error"})
 
 
-def _map_errors(app: StepwiseResolver) -> None:
+def _map_errors(app: StepwiseResolver, path_methods: Callable[[], list[tuple[re.Pattern[str], list[str]]]]) -> None:
     def refused(error: Exception) -> Response[Any] | None:
         # A failure met before the route knew its caller (a malformed body, say) waits behind a 401.
         if isinstance(error, Unauthorized) or CALLER_CONTEXT_KEY in app.context:
@@ -171,8 +194,21 @@ def _map_errors(app: StepwiseResolver) -> None:
     @app.not_found
     def _no_route(error: Exception) -> Response[Any]:
         event = app.current_event
-        return refused(error) or _json(
-            HTTPStatus.NOT_FOUND, {"success": False, "error": f"No route {event.http_method} {event.path}"}
-        )
+        if refusal := refused(error):
+            return refusal
+        # A path the API has, asked with another method: 405 and the methods it takes (RFC 9110's Allow).
+        # /api/workflows/execute/{id} is two paths of the document, told apart by the kind of id: POST for a
+        # workflow's, GET and DELETE for an execution's (all three for an id of neither kind).
+        matched = set()
+        for pattern, methods in path_methods():
+            found = pattern.fullmatch(event.path)
+            if found and not any(another_kind(name, value) for name, value in found.groupdict().items()):
+                matched.update(methods)
+        if allowed := sorted(matched, key=METHOD_ORDER.index):
+            message = f"{event.http_method} is not a method of {event.path}; it takes {', '.join(allowed)}"
+            return _json(
+                HTTPStatus.METHOD_NOT_ALLOWED, {"success": False, "error": message}, {"allow": ", ".join(allowed)}
+            )
+        return _json(HTTPStatus.NOT_FOUND, {"success": False, "error": f"No route {event.http_method} {event.path}"})
 
     app.exception_handler(Exception)(_unexpected)

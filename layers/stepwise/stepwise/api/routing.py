@@ -124,11 +124,15 @@ def _only_declared_query_parameters(request: Request) -> None:
     raise BadRequest(f"unknown query parameter{plural} {names} for {request.method} {request.route}; {takes}")
 
 
+def another_kind(name: str, value: str) -> ids.Kind | None:
+    """The kind of id ``value`` is, when path parameter ``name`` takes ids of another kind; else None."""
+    expected = ID_PARAMETERS.get(name)
+    if expected is None or ids.is_id(value, expected):
+        return None
+    return next((kind for kind in get_args(ids.Kind) if ids.is_id(value, kind)), None)
+
+
 def _ids_of_their_kind(request: Request) -> None:
-    for name, expected in ID_PARAMETERS.items():
-        value = request.path_parameters.get(name)
-        if not isinstance(value, str) or ids.is_id(value, expected):
-            continue
-        actual = next((kind for kind in get_args(ids.Kind) if ids.is_id(value, kind)), None)
-        if actual is not None:
-            raise NotFound(f"{value} is {KIND_NAMES[actual]} id, not {KIND_NAMES[expected]} id")
+    for name, value in request.path_parameters.items():
+        if isinstance(value, str) and (actual := another_kind(name, value)) is not None:
+            raise NotFound(f"{value} is {KIND_NAMES[actual]} id, not {KIND_NAMES[ID_PARAMETERS[name]]} id")

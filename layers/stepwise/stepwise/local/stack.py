@@ -4,6 +4,7 @@ What ``sam deploy`` creates in AWS, this creates in moto from the same template.
 key schema), the values' bucket, the state machine (the real ASL file, with its substitutions filled), one
 moto Lambda function per template function (whose invokes run our handlers in this process), the schedule
 group and its dead-letter queue. The environment it returns is what the template gives the functions.
+:meth:`Deployment.reset` empties what running the service fills, so one deployment can serve many tests.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import io
 import json
 import os
 import threading
+import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,6 +49,11 @@ class Deployment:
     state_machine_arn: str
     values_bucket: str = ""
     specs: dict[str, FunctionSpec] = field(default_factory=dict)
+    table_names: dict[str, str] = field(default_factory=dict)
+    schedule_dlq_url: str = ""
+    # Clients and table keys reset() reuses: building a boto3 client costs more than most calls to moto.
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _table_keys: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     def handler_for(self, function_name: str) -> Any:
         """The project's handler behind a moto function name (or ARN)."""
@@ -55,6 +62,152 @@ class Deployment:
             if deployed == name:
                 return load_handler(self.project_dir, self.specs[logical_id])
         raise KeyError(f"no local function named {function_name}")
+
+    def exists(self) -> bool:
+        """Whether the deployment is still there: moto drops everything when a mock of its starts afresh."""
+        sfn = self._client("stepfunctions")
+        try:
+            sfn.describe_state_machine(stateMachineArn=self.state_machine_arn)
+        except sfn.exceptions.StateMachineDoesNotExist:
+            return False
+        return True
+
+    def reset(self) -> None:
+        """Empty what running the service fills, and keep every resource: the deployment as provisioned.
+
+        Stops the state machine's running executions and forgets all of them, deletes every item of
+        the tables, every schedule of the group, the agents' secrets, the dead-letter queue's
+        messages and the values' bucket's objects. Tests share one deployment this way: it costs a few
+        calls to moto, where a new deployment parses the ASL and creates a dozen resources. The
+        environment of this process and the routing of Lambda invokes are the caller's (see :func:`running`).
+        """
+        self.stop_executions()
+        _forget_executions(self.region, self.state_machine_arn)
+        for table_name in self.table_names.values():
+            self._empty_table(table_name)
+        self._delete_schedules()
+        self._delete_secrets()
+        self._drain_queue()
+        self._empty_bucket()
+
+    def stop_executions(self, wait_seconds: float = 0.0) -> list[str]:
+        """Stop the state machine's running executions and return their ARNs.
+
+        With ``wait_seconds``, wait that long at most for them to leave RUNNING, so that none is still
+        writing when the caller goes on (moto keeps one that waits for a task token RUNNING after a stop).
+        """
+        sfn = self._client("stepfunctions")
+        arns = [
+            execution["executionArn"]
+            for page in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+            )
+            for execution in page["executions"]
+        ]
+        for arn in arns:
+            _stop_execution(sfn, arn)
+        deadline = time.monotonic() + wait_seconds
+        waiting = list(arns)
+        while waiting and time.monotonic() < deadline:
+            time.sleep(0.01)
+            waiting = [arn for arn in waiting if sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"]
+        return arns
+
+    def _empty_bucket(self) -> None:
+        if not self.values_bucket:
+            return
+        s3 = self._client("s3")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.values_bucket):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=self.values_bucket, Delete={"Objects": keys})
+
+    def _client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = boto3.session.Session(region_name=self.region).client(service)  # type: ignore[call-overload]
+        return self._clients[service]
+
+    def _empty_table(self, table_name: str) -> None:
+        dynamodb = self._client("dynamodb")
+        if table_name not in self._table_keys:
+            schema = dynamodb.describe_table(TableName=table_name)["Table"]["KeySchema"]
+            self._table_keys[table_name] = [key["AttributeName"] for key in schema]
+        keys = self._table_keys[table_name]
+        names = {f"#k{index}": name for index, name in enumerate(keys)}
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=table_name, ProjectionExpression=", ".join(names), ExpressionAttributeNames=names
+        ):
+            items = page["Items"]
+            for start in range(0, len(items), 25):  # BatchWriteItem's limit
+                requests = [{"DeleteRequest": {"Key": item}} for item in items[start : start + 25]]
+                while requests:
+                    answer = dynamodb.batch_write_item(RequestItems={table_name: requests})
+                    requests = answer.get("UnprocessedItems", {}).get(table_name, [])
+
+    def _delete_schedules(self) -> None:
+        scheduler = self._client("scheduler")
+        group = self.environment["SCHEDULE_GROUP_NAME"]
+        names = [
+            schedule["Name"]
+            for page in scheduler.get_paginator("list_schedules").paginate(GroupName=group)
+            for schedule in page["Schedules"]
+        ]
+        for name in names:
+            scheduler.delete_schedule(GroupName=group, Name=name)
+
+    def _delete_secrets(self) -> None:
+        secrets = self._client("secretsmanager")
+        prefix = self.environment["SECRET_PREFIX"]
+        names = [
+            secret["Name"]
+            for page in secrets.get_paginator("list_secrets").paginate()
+            for secret in page["SecretList"]
+            if secret["Name"].startswith(prefix)
+        ]
+        for name in names:
+            secrets.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+
+    def _drain_queue(self) -> None:
+        # Received and deleted rather than purged: SQS (and moto) refuse a second purge within 60 s.
+        if not self.schedule_dlq_url:
+            return
+        sqs = self._client("sqs")
+        while messages := sqs.receive_message(QueueUrl=self.schedule_dlq_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            sqs.delete_message_batch(
+                QueueUrl=self.schedule_dlq_url,
+                Entries=[{"Id": str(index), "ReceiptHandle": m["ReceiptHandle"]} for index, m in enumerate(messages)],
+            )
+
+
+def _stop_execution(sfn: Any, arn: str) -> None:
+    # moto fails to stop a run whose thread has not set itself up yet (in process, with an AttributeError):
+    # that takes a few milliseconds after StartExecution, so try again for a little while.
+    for _ in range(50):
+        try:
+            sfn.stop_execution(executionArn=arn, cause="the local deployment was reset")
+            return
+        except Exception:
+            time.sleep(0.01)
+
+
+def _forget_executions(region: str, state_machine_arn: str) -> None:
+    """Drop every execution moto holds for the state machine, its history included.
+
+    Step Functions has no call that deletes an execution, and moto keeps each one (about 175 KB) as
+    long as the process lives: without this, one test would list another's runs and a long session
+    would grow without end. It reaches into moto's backend in this process (in-process mocks and the local
+    stack's threaded moto server alike); a running execution's thread, if any, is left to end on its own.
+    """
+    from moto.stepfunctions.models import stepfunctions_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    # Executions live in the parser's backend when they run their ASL, in the plain one when they don't.
+    for backends in (stepfunctions_parser_backends, stepfunctions_backends):
+        for machine in backends[ACCOUNT][region].state_machines:
+            if machine.arn == state_machine_arn:
+                machine.executions.clear()
 
 
 def project_root() -> Path:
@@ -190,6 +343,8 @@ def provision(project_dir: Path, region: str = "us-east-1", *, allow_private_end
         state_machine_arn=state_machine_arn,
         specs=specs,
         values_bucket=values_bucket,
+        table_names=table_names,
+        schedule_dlq_url=queue_url,
     )
 
 

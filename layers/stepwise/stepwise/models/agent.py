@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from stepwise.models.headers import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, header_name_problem, header_value_problem
+
 Protocol = Literal["json", "openai-chat"]
 _FORBIDDEN_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
 
@@ -20,12 +22,20 @@ class AgentInput(BaseModel):
     endpoint: AnyHttpUrl = Field(description="http or https URL the agent answers on")
     protocol: Protocol = "json"
     model: str | None = Field(default=None, max_length=200)
-    headers: dict[str, str] = Field(default_factory=dict, description="sent with every call")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="sent with every call",
+        json_schema_extra={
+            "propertyNames": {"pattern": HEADER_NAME_PATTERN},
+            "additionalProperties": {"type": "string", "pattern": HEADER_VALUE_PATTERN},
+        },
+    )
     credential: str | None = Field(
         default=None,
         min_length=1,
         max_length=8192,
         description="sent as 'Authorization: Bearer ...'; write-only",
+        json_schema_extra={"pattern": HEADER_VALUE_PATTERN},
     )
     timeoutSeconds: float | None = Field(default=None, gt=0, le=300)
 
@@ -35,9 +45,18 @@ class AgentInput(BaseModel):
         for name, value in headers.items():
             if name.lower() in _FORBIDDEN_HEADERS:
                 raise ValueError(f"header '{name}' is set by the HTTP client and cannot be configured")
-            if any(c in name + value for c in "\r\n\0"):
-                raise ValueError(f"header '{name}' contains a line break or NUL")
+            problem = header_name_problem(name) or header_value_problem(name, value)
+            if problem:
+                raise ValueError(problem)
         return headers
+
+    @field_validator("credential")
+    @classmethod
+    def _credential_sendable(cls, credential: str | None) -> str | None:
+        # Checked here, not by a pattern: a pattern's message would show the credential.
+        if credential is not None and header_value_problem("Authorization", credential):
+            raise ValueError("has a line break, a control character or a character beyond ISO-8859-1")
+        return credential
 
     @field_validator("endpoint")
     @classmethod

@@ -39,9 +39,9 @@ class ScheduleInput(BaseModel):
 
 
 class SchedulePatch(BaseModel):
-    """A change to a schedule: only the fields sent change (``description: null`` clears it)."""
+    """A change to a schedule: only the fields sent change (``description: null`` clears it); at least one."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     expression: str | None = Field(default=None, min_length=1, max_length=256)
     timezone: str | None = Field(default=None, min_length=1, max_length=64)

@@ -1,15 +1,22 @@
-"""Workflow definitions: ordered nodes, validated on write so a run never meets a malformed node."""
+"""Workflow definitions: ordered nodes, validated on write so a run never meets a malformed node.
+
+Two layers of checks. The model's own validation (shape, node types, each config against its type, the
+graph) runs on every read as well, since stored definitions are read back through it. Checks added later
+that would refuse what was once stored live in :meth:`WorkflowDefinition.check_before_storing`, which only a
+write runs: a definition stored before a check existed stays readable and runnable.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stepwise.errors import InvalidWorkflow
+from stepwise.interpolation import InterpolationError, placeholders
 from stepwise.models.wording import pattern_in_words
-from stepwise.nodes import REGISTRY
+from stepwise.nodes import REGISTRY, NodeType
 from stepwise.nodes.base import RetryPolicy
 
 MAX_NODES = 500
@@ -19,15 +26,38 @@ NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN), pattern_in_words("1 to 64 letters, digits, '_' or '-'")]
 
 
+def _node_variant(node_type: NodeType) -> dict[str, Any]:
+    """The JSON schema of a node of one type: its config model's schema, and the node fields it refuses."""
+    config = node_type.config_model.model_json_schema(by_alias=True)
+    config.pop("title", None)
+    properties: dict[str, Any] = {"type": {"const": node_type.name}, "config": config}
+    if not node_type.calls_out:
+        properties.update(timeoutSeconds={"type": "null"}, retry={"type": "null"})
+    if node_type.branches:
+        properties["next"] = {"type": "null"}
+    variant = {"title": f"{node_type.name} node", "properties": properties}
+    return {**variant, "required": ["config"]} if config.get("required") else variant
+
+
+def _document_node_types(schema: dict[str, Any]) -> None:
+    # `config` is validated against the node type's model by WorkflowDefinition (for messages that name the
+    # node); the document says the same as one variant per node type, so clients and fuzzers know the configs.
+    schema["properties"]["type"]["enum"] = list(REGISTRY)
+    schema["oneOf"] = [_node_variant(node_type) for node_type in REGISTRY.values()]
+
+
 class NodeDefinition(BaseModel):
     """One node: ``type`` picks the node type, ``config`` is checked against that type's model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_node_types)
 
     id: NodeId
     type: str
     name: str | None = Field(default=None, max_length=200)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the node type's settings; its strings may hold ${placeholders}, which must be well formed",
+    )
     next: str | None = Field(default=None, description="node id to continue at; default is the next in the list")
     timeoutSeconds: float | None = Field(default=None, gt=0, le=300, description="for nodes that call out")
     retry: RetryPolicy | None = Field(default=None, description="for nodes that call out")
@@ -105,6 +135,32 @@ class WorkflowDefinition(BaseModel):
                     raise ValueError(f"{where}: {field} points to node '{target}', which does not exist")
         return self
 
+    def check_before_storing(self) -> None:
+        """Refuse, on write, what a run would only fail on when it got there (``InvalidWorkflow``, naming the node).
+
+        A ``next`` on a node that picks the next node itself (a condition: ``then``/``else``); a placeholder
+        that cannot parse anywhere in a node's config; what the node type's config refuses on write
+        (:meth:`~stepwise.nodes.base.NodeConfig.check_before_storing`).
+        """
+        for index, node in enumerate(self.nodes):
+            where = f"nodes[{index}] (id '{node.id}')"
+            node_type = REGISTRY[node.type]
+            if node_type.branches and node.next is not None:
+                raise InvalidWorkflow(
+                    f"{where}: next: a {node.type} node continues at config.then or config.else and never at "
+                    f"next; name '{node.next}' in then or else instead"
+                )
+            for field, text in _strings(node.config, "config"):
+                try:
+                    placeholders(text)
+                except InterpolationError as error:
+                    raise InvalidWorkflow(f"{where}: {field}: {error.message}") from None
+            config = node_type.config_model.model_validate(node.config)
+            try:
+                config.check_before_storing()
+            except ValueError as error:
+                raise InvalidWorkflow(f"{where}: config.{error}") from None
+
     def node(self, node_id: str) -> NodeDefinition:
         """The node with that id (the definition was validated, so ids are unique)."""
         return next(node for node in self.nodes if node.id == node_id)
@@ -128,6 +184,18 @@ class WorkflowDefinition(BaseModel):
         if self.output is None:
             return variables
         return {name: variables.get(name) for name in self.output}
+
+
+def _strings(value: Any, field: str) -> Iterator[tuple[str, str]]:
+    """Every string in ``value`` (dict values and list items, as interpolation walks it), with its field."""
+    if isinstance(value, str):
+        yield field, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{field}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{field}[{index}]")
 
 
 class WorkflowView(WorkflowDefinition):

@@ -15,13 +15,17 @@ from stepwise.nodes.base import NodeConfig, NodeContext, Outcome
 
 @dataclass(frozen=True)
 class NodeType:
-    """A node type: its name in definitions, config model, behaviour and the node ids it may jump to."""
+    """A node type: its name in definitions, config model, behaviour and the node ids it may jump to.
+
+    ``branches``: the node picks where to continue itself (its ``targets``), so a ``next`` would be ignored.
+    """
 
     name: str
     config_model: type[NodeConfig]
     run: Callable[[Any, NodeContext], Outcome]
     calls_out: bool = False
     targets: Callable[[Any], list[str]] = lambda config: []
+    branches: bool = False
     finish: Callable[[Any, NodeContext, dict[str, Any]], Outcome] | None = None
 
 
@@ -29,7 +33,7 @@ _TYPES = [
     NodeType("agentTask", agent_task.AgentTaskConfig, agent_task.run, calls_out=True),
     NodeType("httpRequest", http_request.HttpRequestConfig, http_request.run, calls_out=True),
     NodeType("setVariables", set_variables.SetVariablesConfig, set_variables.run),
-    NodeType("condition", condition.ConditionConfig, condition.run, targets=condition.targets),
+    NodeType("condition", condition.ConditionConfig, condition.run, targets=condition.targets, branches=True),
     NodeType("delay", delay.DelayConfig, delay.run, finish=delay.finish),
     NodeType("approval", approval.ApprovalConfig, approval.run, finish=approval.finish),
 ]

@@ -20,6 +20,13 @@ class NodeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    def check_before_storing(self) -> None:
+        """Refuse, on write only, what a run of this node would fail on: ``ValueError("<field>: <why>")``.
+
+        Not a validator: stored definitions are validated on every read, and one stored before a check
+        existed must stay readable.
+        """
+
 
 # The name of a variable a node stores its result in.
 VariableName = Annotated[

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from stepwise.interpolation import has_path, interpolate
+from stepwise.interpolation import InterpolationError, has_path, interpolate, parse_path
 from stepwise.nodes.base import NodeConfig, NodeContext, NodeFailed, Outcome
 
 Operator = Literal["eq", "ne", "gt", "gte", "lt", "lte", "contains", "exists"]
@@ -26,6 +26,14 @@ class ConditionConfig(NodeConfig):
         if self.op != "exists" and "right" not in self.model_fields_set:
             raise ValueError(f"'right' is required for op '{self.op}'")
         return self
+
+    def check_before_storing(self) -> None:
+        """An ``exists`` whose path cannot parse would fail every run that reaches it."""
+        if self.op == "exists":
+            try:
+                parse_path(_exists_path(self.left))
+            except InterpolationError as error:
+                raise ValueError(f"left: {error.message}") from None
 
 
 def targets(config: ConditionConfig) -> list[str]:

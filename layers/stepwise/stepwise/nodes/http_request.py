@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from stepwise.interpolation import as_text, interpolate
+from stepwise.models.headers import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, header_name_problem, header_value_problem
 from stepwise.nodes.base import NodeConfig, NodeContext, NodeFailed, Outcome, VariableName
 from stepwise.nodes.calls import policy_for, send
 
@@ -15,12 +16,26 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 
 
 class HttpRequestConfig(NodeConfig):
-    method: Method = "GET"
+    method: Method = Field(default="GET", description="GET when absent")
     url: str = Field(min_length=1, description="http or https URL; may contain ${placeholders}")
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="values may hold ${placeholders}",
+        json_schema_extra={
+            "propertyNames": {"pattern": HEADER_NAME_PATTERN},
+            "additionalProperties": {"type": "string", "pattern": HEADER_VALUE_PATTERN},
+        },
+    )
     body: Any = Field(default=None, description="sent as JSON unless it is a string")
     outputVariable: VariableName | None = None
     failOnError: bool = Field(default=True, description="fail the node on a 4xx or 5xx answer")
+
+    def check_before_storing(self) -> None:
+        """Header names are never interpolated, so a bad one fails every call; so does a bad literal value."""
+        for name, value in self.headers.items():
+            problem = header_name_problem(name) or ("${" not in value and header_value_problem(name, value))
+            if problem:
+                raise ValueError(f"headers: {problem}")
 
 
 def run(config: HttpRequestConfig, context: NodeContext) -> Outcome:

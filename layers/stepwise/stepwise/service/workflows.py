@@ -51,6 +51,7 @@ def _stored(store: Store, caller: Caller, view: WorkflowView, write: Callable[[]
 
 def create(store: Store, caller: Caller, definition: WorkflowDefinition) -> WorkflowView:
     """Store a new workflow at version 1."""
+    definition.check_before_storing()
     _check_size(definition)
     _check_agents(store, caller, definition)
     timestamp = now_iso()
@@ -85,6 +86,7 @@ def get_owned(store: Store, caller: Caller, workflow_id: str) -> WorkflowView:
 def update(store: Store, caller: Caller, workflow_id: str, definition: WorkflowDefinition) -> WorkflowView:
     """Store the definition as the workflow's next version; runs in flight keep theirs."""
     current = get_owned(store, caller, workflow_id)
+    definition.check_before_storing()
     _check_size(definition)
     _check_agents(store, caller, definition)
     view = WorkflowView(

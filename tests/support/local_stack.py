@@ -1,0 +1,138 @@
+"""``stepwise dev`` as a user meets it: a subprocess on free ports, driven over real HTTP with real tokens.
+
+Tokens come from the stack's ``POST /local/token`` (moto's Cognito); the API function checks them against the
+keys moto's server serves for the pool. The integration tests' ``stack`` fixture (``tests/integration/
+conftest.py``) starts one stack per test module, so a module that writes and deletes data disturbs no other.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+STEPWISE = Path(sys.executable).parent / "stepwise"
+START_DEADLINE_SECONDS = 40.0
+RUN_DEADLINE_SECONDS = 20.0
+TERMINAL = ("COMPLETED", "FAILED", "CANCELED")
+
+
+def free_port_pair() -> int:
+    """A port p such that p and p + 1 are both free on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port < 65535 and port_is_free(port) and port_is_free(port + 1):
+            return port
+    raise RuntimeError("no two adjacent free ports")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def cli_environment(**extra: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STEPWISE_"))}
+    environment.update(PYTHONUNBUFFERED="1", **extra)
+    return environment
+
+
+@dataclass
+class Stack:
+    url: str
+    port: int
+    aws_port: int
+    process: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+
+    def output(self) -> str:
+        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
+
+    def token(self, user: str, *, admin: bool = False) -> str:
+        answer = requests.post(f"{self.url}/local/token", json={"user": user, "admin": admin}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["token"])
+
+    def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return requests.request(method, self.url + path, headers=headers, timeout=15, **kwargs)
+
+    def wait_for_end(self, execution_id: str, token: str) -> dict[str, Any]:
+        deadline = time.monotonic() + RUN_DEADLINE_SECONDS
+        execution: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            execution = self.call("GET", f"/api/workflows/execute/{execution_id}", token).json()["data"]
+            if execution["state"] in TERMINAL:
+                return execution
+            time.sleep(0.1)
+        raise AssertionError(f"execution did not end in time: {execution}")
+
+    def cli(self, *args: str, token: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        environment = cli_environment(STEPWISE_URL=self.url, **({"STEPWISE_TOKEN": token} if token else {}))
+        return subprocess.run(
+            [str(STEPWISE), *args], env=environment, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+
+def wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Any) -> None:
+    deadline = time.monotonic() + START_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"stepwise dev exited with {process.returncode}:\n{log()}")
+        try:
+            if requests.get(f"{url}/api/openapi.json", timeout=5).status_code == 200:
+                return
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or busy starting: its first answer may take more than a second
+        time.sleep(0.1)
+    raise AssertionError(f"stepwise dev did not answer within {START_DEADLINE_SECONDS} s:\n{log()}")
+
+
+@contextmanager
+def running_stack(directory: Path) -> Iterator[Stack]:
+    """``stepwise dev`` on free ports, its output in ``directory``; stopped with Ctrl-C at the end."""
+    port = free_port_pair()
+    stdout, stderr = directory / "stdout.txt", directory / "stderr.txt"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [str(STEPWISE), "dev", "--port", str(port)],
+            cwd=PROJECT_DIR,
+            env=cli_environment(),
+            stdout=out,
+            stderr=err,
+        )
+    running = Stack(f"http://127.0.0.1:{port}", port, port + 1, process, stdout, stderr)
+    try:
+        wait_until_serving(process, running.url, running.output)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
