@@ -28,10 +28,10 @@ class NodeDefinition(BaseModel):
     id: str
     type: str
     name: str | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
-    next: str | None = None
-    timeoutSeconds: float | None = None
-    retry: RetryPolicy | None = None
+    config: dict[str, Any] = Field(default_factory=dict, description="the node type's settings")
+    next: str | None = Field(default=None, description="node id to continue at; default is the next in the list")
+    timeoutSeconds: float | None = Field(default=None, description="for nodes that call out")
+    retry: RetryPolicy | None = Field(default=None, description="for nodes that call out")
 
 
 class WorkflowDefinition(BaseModel):
@@ -39,10 +39,10 @@ class WorkflowDefinition(BaseModel):
 
     name: str
     description: str | None = None
-    variables: dict[str, Any] = Field(default_factory=dict)
+    variables: dict[str, Any] = Field(default_factory=dict, description="default variables of every run")
     nodes: Sequence[NodeDefinition]
-    output: list[str] | None = None
-    maxNodeRuns: int | None = None
+    output: list[str] | None = Field(default=None, description="variables that make the output; default all")
+    maxNodeRuns: int | None = Field(default=None, description="step limit; default 1,000")
 
     def node(self, node_id: str) -> NodeDefinition:
         """The node with that id (ids are unique: checked on write)."""

@@ -11,7 +11,7 @@ what a node type refuses on write. A refusal names the node and field: ``nodes[2
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
@@ -71,7 +71,6 @@ class NodeInput(NodeDefinition):
         default_factory=dict,
         description="the node type's settings; its strings may hold ${placeholders}, which must be well formed",
     )
-    next: str | None = Field(default=None, description="node id to continue at; default is the next in the list")
     timeoutSeconds: float | None = Field(default=None, gt=0, le=300, description="for nodes that call out")
     retry: RetryInput | None = Field(default=None, description="for nodes that call out")
 
@@ -93,9 +92,7 @@ class WorkflowInput(WorkflowDefinition):
 
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
-    variables: dict[str, Any] = Field(default_factory=dict, description="default variables of every run")
-    nodes: Sequence[NodeInput] = Field(min_length=1, max_length=MAX_NODES)
-    output: list[str] | None = Field(default=None, description="variables that make the output; default all")
+    nodes: list[NodeInput] = Field(min_length=1, max_length=MAX_NODES)
     # A node run costs 7 to 20 Step Functions history events (a delay or an approval the most): 1,200 runs
     # stay under a Standard execution's limit of 25,000.
     maxNodeRuns: int | None = Field(default=None, ge=1, le=1_200, description="step limit; default 1,000")
