@@ -85,8 +85,11 @@ def get_owned(store: Store, caller: Caller, workflow_id: str) -> WorkflowView:
 
 
 def update(store: Store, caller: Caller, workflow_id: str, definition: WorkflowInput) -> WorkflowView:
-    """Store the definition as the workflow's next version, once it passes every check of a write; runs in
-    flight keep theirs."""
+    """Store the definition as the workflow's next version, once it passes every check of a write.
+
+    Runs in flight keep the version they started with.
+    """
+    # Checked before the workflow is read, like the body's shape: a bad definition is a 400 whatever it updates.
     check_definition(definition)
     current = get_owned(store, caller, workflow_id)
     _check_size(definition)
