@@ -18,7 +18,7 @@ from botocore.stub import Stubber
 from stepwise.errors import Conflict
 from stepwise.identity import Caller
 from stepwise.ids import derived_id
-from stepwise.models.workflow import WorkflowDefinition
+from stepwise.nodes.definitions import WorkflowInput
 from stepwise.schedules import MAX_EVENT_AGE_SECONDS
 from stepwise.service import workflows
 from stepwise.store import (
@@ -280,5 +280,5 @@ def test_a_workflow_changed_meanwhile_is_a_409_that_says_so(stubbed: tuple[Store
             store,
             Caller(sub="alice", groups=frozenset()),
             "wf_01J0000000000000000000000A",
-            WorkflowDefinition.model_validate(definition),
+            WorkflowInput.model_validate(definition),
         )
