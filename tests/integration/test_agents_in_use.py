@@ -8,7 +8,7 @@ import pytest
 
 from stepwise.errors import Conflict, InvalidWorkflow
 from stepwise.identity import Caller
-from stepwise.models.workflow import WorkflowDefinition
+from stepwise.nodes.definitions import WorkflowInput
 from stepwise.service import agents, workflows
 from stepwise.store import Store
 from stepwise.store.migrations import index_everything
@@ -67,8 +67,8 @@ def test_force_deletes_an_agent_in_use(api: Any, store: Store) -> None:
     assert store.get_agent(agent) is None
     # The workflow can still be changed: to stop calling the agent, not to keep calling it
     with pytest.raises(InvalidWorkflow, match=f"agent {agent} does not exist"):
-        workflows.update(store, ALICE, workflow_id, WorkflowDefinition.model_validate(calling(agent)))
-    workflows.update(store, ALICE, workflow_id, WorkflowDefinition.model_validate(calling()))
+        workflows.update(store, ALICE, workflow_id, WorkflowInput.model_validate(calling(agent)))
+    workflows.update(store, ALICE, workflow_id, WorkflowInput.model_validate(calling()))
 
 
 def test_an_agent_no_longer_called_or_whose_workflow_is_gone_may_be_deleted(api: Any, store: Store) -> None:
@@ -125,7 +125,7 @@ def test_a_workflow_written_as_its_agent_is_deleted_is_refused(
     monkeypatch.setattr(store, "put_new_workflow", deleted_just_before)
 
     with pytest.raises(InvalidWorkflow, match=f"agent {agent} does not exist"):
-        workflows.create(store, ALICE, WorkflowDefinition.model_validate(calling(agent)))
+        workflows.create(store, ALICE, WorkflowInput.model_validate(calling(agent)))
     assert workflows.list_mine(store, ALICE, 10, None) == ([], None)
 
 
@@ -135,7 +135,7 @@ def test_a_workflow_may_call_at_most_so_many_agents(api: Any, store: Store) -> N
     many = [f"ag_01J{n:023d}" for n in range(MAX_AGENTS + 1)]
 
     with pytest.raises(InvalidWorkflow, match=f"calls {MAX_AGENTS + 1} different agents; the limit is {MAX_AGENTS}"):
-        workflows.create(store, ALICE, WorkflowDefinition.model_validate(calling(*many)))
+        workflows.create(store, ALICE, WorkflowInput.model_validate(calling(*many)))
 
 
 def test_workflows_written_before_usage_was_recorded_hold_their_agents_after_the_migration(

@@ -661,6 +661,11 @@ def test_a_pause_is_shown_refused_twice_and_withdrawn_by_resume(stack: Stack) ->
     control = f"/api/workflows/execute/{execution_id}"
     try:
         assert wait_for_state(stack, execution_id, token, "RUNNING")["pauseRequested"] is False
+        # Once the delay waits (a pause asked before the first node would be taken at once)
+        deadline = time.monotonic() + RUN_DEADLINE_SECONDS
+        while stack.call("GET", control, token).json()["data"]["nodeStates"]["wait"]["state"] != "RUNNING":
+            assert time.monotonic() < deadline, "the delay never started"
+            time.sleep(0.1)
         assert stack.call("POST", f"{control}/pause", token).status_code == 200
         assert stack.call("GET", control, token).json()["data"]["pauseRequested"] is True
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from stepwise.models.agent import AgentRecord
+from stepwise.models.workflow import RetryPolicy
 from stepwise.nodes import REGISTRY
-from stepwise.nodes.base import CallDefaults, NodeContext, RetryPolicy
+from stepwise.nodes.base import CallDefaults, NodeContext
 
 
 def node_context(variables: dict[str, Any], agent: AgentRecord | None = None) -> tuple[NodeContext, list[str]]:

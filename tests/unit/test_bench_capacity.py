@@ -7,31 +7,13 @@ moto, with a table that has a global secondary index projecting everything, as t
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+from tests.support.bench import load_bench_module
 
-
-def _load_capacity() -> ModuleType:
-    # bench/ is a directory of scripts, not a package: load the module by its file, as Python runs it.
-    spec = importlib.util.spec_from_file_location("bench_capacity", BENCH_DIR / "capacity.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-capacity = _load_capacity()
+capacity = load_bench_module("capacity")
 
 
 # ---------------------------------------------------------------------------------------------- item sizes
@@ -135,61 +117,3 @@ def test_a_keys_only_index_ignores_other_attributes() -> None:
     before = _item(GSI1PK="a", body="x")
 
     assert capacity.index_write_units(before, {**before, "body": {"S": "y"}}, keys_only, TABLE_KEYS) == 0
-
-
-# ------------------------------------------------------------------------------------------------- meter
-
-
-@pytest.fixture
-def table() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="bench",
-            KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": name, "AttributeType": "S"} for name in ("PK", "SK", "GSI1PK", "GSI1SK")
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "GSI1",
-                    "KeySchema": [
-                        {"AttributeName": "GSI1PK", "KeyType": "HASH"},
-                        {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield client
-
-
-def test_the_meter_bills_what_aws_would_for_a_listed_item_that_grows(table: Any) -> None:
-    meter = capacity.Meter()
-    small = {**_item(GSI1PK="owner", GSI1SK="1"), "body": {"S": "x" * 100}}
-    key = {"PK": {"S": "p"}, "SK": {"S": "s"}}
-
-    with meter.installed(), meter.scoped("node"):
-        table.put_item(TableName="bench", Item=small)
-        table.update_item(
-            TableName="bench",
-            Key=key,
-            UpdateExpression="SET body = :body",
-            ExpressionAttributeValues={":body": {"S": "y" * 5000}},
-        )
-        table.get_item(TableName="bench", Key=key, ConsistentRead=True, ProjectionExpression="PK")
-        with pytest.raises(table.exceptions.ConditionalCheckFailedException):
-            table.put_item(TableName="bench", Item=small, ConditionExpression="attribute_not_exists(PK)")
-        table.delete_item(TableName="bench", Key=key)
-    table.put_item(TableName="bench", Item=small)  # outside the meter: not counted
-    usage = meter.usage()
-
-    assert (usage.dynamodb_reads, usage.dynamodb_writes) == (1, 4)
-    # put 1 + update (5 KB after) 5 + failed put (the 5 KB item there) 5 + delete (5 KB) 5
-    assert usage.write_units == 1 + 5 + 5 + 5
-    # the index entry: put 1, changed 5, removed 5
-    assert usage.index_write_units == 1 + 5 + 5
-    # a projection reads (and bills) the whole 5 KB item: 2 units
-    assert usage.read_units == 2
-    assert meter.overhead_seconds > 0

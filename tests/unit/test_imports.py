@@ -93,3 +93,20 @@ def test_the_composition_root_is_imported_only_from_the_top(graph: grimp.ImportG
 def test_the_settings_are_read_only_by_the_composition_root(graph: grimp.ImportGraph) -> None:
     assert graph.find_modules_directly_imported_by("stepwise.settings") == set()
     assert graph.find_modules_that_directly_import("stepwise.settings") == {"stepwise.wiring"}
+
+
+def in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
+
+
+def test_the_models_import_nothing_of_the_package_but_the_models(graph: grimp.ImportGraph) -> None:
+    # The models are the leaf every layer builds on: shapes only, no rule that needs a node type or the store.
+    models = {module for module in graph.modules if in_package(module, "stepwise.models")}
+    outside = {
+        f"{module} -> {imported}"
+        for module in models
+        for imported in graph.find_modules_directly_imported_by(module)
+        if in_package(imported, PACKAGE) and not in_package(imported, "stepwise.models")
+    }
+
+    assert len(models) > 1 and not outside, sorted(outside)

@@ -20,7 +20,7 @@ from stepwise.identity import Caller
 from stepwise.ids import derived_id
 from stepwise.models.events import new_event
 from stepwise.models.records import Control, Group
-from stepwise.models.workflow import WorkflowDefinition
+from stepwise.nodes.definitions import WorkflowInput
 from stepwise.schedules import MAX_EVENT_AGE_SECONDS
 from stepwise.service import workflows
 from stepwise.store import (
@@ -307,5 +307,5 @@ def test_a_workflow_changed_meanwhile_is_a_409_that_says_so(stubbed: tuple[Store
             store,
             Caller(sub="alice", groups=frozenset()),
             "wf_01J0000000000000000000000A",
-            WorkflowDefinition.model_validate(definition),
+            WorkflowInput.model_validate(definition),
         )

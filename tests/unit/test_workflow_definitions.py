@@ -1,8 +1,8 @@
 """Workflow definitions on write: what a run would fail on is refused before it is stored, naming node and field.
 
-The checks of :meth:`WorkflowDefinition.check_before_storing` run on write only (a stored definition is read
-back through the model, and one stored before a check existed must stay readable); the node types' configs
-are documented (README, OpenAPI) as the models validate them.
+The checks of :func:`stepwise.nodes.definitions.check_definition` run on write only (a stored definition is read
+back by its shape, and one stored before a check existed must stay readable); the node types' configs are
+documented (README, OpenAPI) as the models validate them.
 """
 
 from __future__ import annotations
@@ -20,18 +20,19 @@ from stepwise.errors import InvalidWorkflow
 from stepwise.models.agent import AgentInput
 from stepwise.models.workflow import WorkflowDefinition
 from stepwise.nodes import REGISTRY
+from stepwise.nodes.definitions import WorkflowInput, check_definition
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ENDS = {"id": "end", "type": "setVariables", "config": {"values": {"done": True}}}
 
 
-def definition(*nodes: dict[str, Any]) -> WorkflowDefinition:
-    return WorkflowDefinition.model_validate({"name": "w", "nodes": [*nodes, ENDS]})
+def definition(*nodes: dict[str, Any]) -> WorkflowInput:
+    return WorkflowInput.model_validate({"name": "w", "nodes": [*nodes, ENDS]})
 
 
 def refusal(*nodes: dict[str, Any]) -> str:
     with pytest.raises(InvalidWorkflow) as refused:
-        definition(*nodes).check_before_storing()
+        check_definition(definition(*nodes))
     return refused.value.message
 
 
@@ -74,10 +75,12 @@ def test_a_placeholder_that_cannot_parse_is_refused_naming_the_node_and_field(
 
 def test_well_formed_and_escaped_placeholders_pass() -> None:
     # The control: the same fields, every placeholder well formed, `$${` a literal.
-    definition(
-        {"id": "ask", "type": "agentTask", "config": {"agentId": "ag_1", "prompt": "Summarize ${a.b} for $${you"}},
-        {"id": "set", "type": "setVariables", "config": {"values": {"x": {"list": ["ok", '${a["c d"][0]}']}}}},
-    ).check_before_storing()
+    check_definition(
+        definition(
+            {"id": "ask", "type": "agentTask", "config": {"agentId": "ag_1", "prompt": "Summarize ${a.b} for $${you"}},
+            {"id": "set", "type": "setVariables", "config": {"values": {"x": {"list": ["ok", '${a["c d"][0]}']}}}},
+        )
+    )
 
 
 def test_a_next_on_a_condition_is_refused_with_then_or_else_named() -> None:
@@ -112,22 +115,39 @@ def test_an_exists_condition_on_a_path_passes(left: str) -> None:
         "config": {"left": left, "op": "exists", "then": "end", "else": "end"},
     }
 
-    definition(condition).check_before_storing()
+    check_definition(definition(condition))
 
 
-def test_a_definition_stored_before_the_checks_is_still_read() -> None:
-    # Read back through the model (as the store does), nothing of the write-time checks applies.
-    stored = definition(
-        {"id": "ask", "type": "agentTask", "config": {"agentId": "ag_1", "prompt": "${a.b"}},
-        {
-            "id": "big",
-            "type": "condition",
-            "config": {"left": 1, "op": "eq", "right": 1, "then": "end", "else": "end"},
-            "next": "end",
-        },
-    )
+CONDITION = {
+    "id": "big",
+    "type": "condition",
+    "config": {"left": 1, "op": "eq", "right": 1, "then": "end", "else": "end"},
+}
 
-    assert [node.id for node in stored.nodes] == ["ask", "big", "end"]
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        # a check of the node types: a placeholder that cannot parse, a next on a condition, a config its
+        # type refuses, an unknown node type
+        {"name": "w", "nodes": [{"id": "ask", "type": "agentTask", "config": {"agentId": "ag_1", "prompt": "${a.b"}}]},
+        {"name": "w", "nodes": [{**CONDITION, "next": "end"}, ENDS]},
+        {"name": "w", "nodes": [{"id": "wait", "type": "delay", "config": {"seconds": -1, "unit": "s"}}]},
+        {"name": "w", "nodes": [{"id": "beam", "type": "teleport"}]},
+        # a rule of the body's shape: lengths, ranges, node ids, fields it does not know
+        {"name": "w" * 300, "maxNodeRuns": 5_000, "nodes": [{**ENDS, "id": "a b", "retry": {"maxAttempts": 50}}]},
+        {"name": "", "nodes": [{**ENDS, "timeoutSeconds": 900, "label": "old"}], "tags": ["old"]},
+    ],
+)
+def test_a_definition_stored_before_a_check_existed_still_reads(stored: dict[str, Any]) -> None:
+    # Given a stored definition that today's write refuses
+    with pytest.raises((ValidationError, InvalidWorkflow)):
+        check_definition(WorkflowInput.model_validate(stored))
+
+    # When it is read back as the store reads it, nothing of the write applies
+    read = WorkflowDefinition.model_validate(stored)
+
+    assert [node.id for node in read.nodes] == [node["id"] for node in stored["nodes"]]
 
 
 @pytest.mark.parametrize(
@@ -147,7 +167,7 @@ def test_an_http_request_header_value_with_a_placeholder_is_checked_when_sent() 
     # What a placeholder becomes is known only at run time; the name is never interpolated.
     call = {"id": "call", "type": "httpRequest", "config": {"url": "https://e.com", "headers": {"X-Who": "é ${user}"}}}
 
-    definition(call).check_before_storing()
+    check_definition(definition(call))
 
 
 @pytest.mark.parametrize(
@@ -191,7 +211,7 @@ def test_the_readme_lists_each_node_types_config_as_validated(node_type: str) ->
 def test_an_http_request_without_a_method_is_a_get_as_documented() -> None:
     node = {"id": "call", "type": "httpRequest", "config": {"url": "https://e.com"}}
     document = openapi_document(create_resolver(wiring.api))
-    variants = document["components"]["schemas"]["NodeDefinition"]["oneOf"]
+    variants = document["components"]["schemas"]["NodeInput"]["oneOf"]
     http = next(v for v in variants if v["properties"]["type"] == {"const": "httpRequest"})["properties"]["config"]
 
     assert REGISTRY["httpRequest"].config_model.model_validate(node["config"]).method == "GET"
@@ -202,7 +222,7 @@ def test_an_http_request_without_a_method_is_a_get_as_documented() -> None:
 
 def test_the_document_describes_each_node_types_config() -> None:
     document = openapi_document(create_resolver(wiring.api))
-    node = document["components"]["schemas"]["NodeDefinition"]
+    node = document["components"]["schemas"]["NodeInput"]
 
     assert node["properties"]["type"]["enum"] == list(REGISTRY)
     assert [variant["properties"]["type"]["const"] for variant in node["oneOf"]] == list(REGISTRY)

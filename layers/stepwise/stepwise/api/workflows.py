@@ -6,7 +6,8 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from stepwise.api.routing import CurrentCaller, Cursor, Limit, Wired, answers
 from stepwise.models.envelopes import DataEnvelope, ListEnvelope, MessageEnvelope
-from stepwise.models.workflow import WorkflowDefinition, WorkflowUpdate, WorkflowView
+from stepwise.models.workflow import WorkflowView
+from stepwise.nodes.definitions import WorkflowInput, WorkflowUpdate
 from stepwise.service import workflow_removal, workflows
 
 PREFIX = "/api/workflows"
@@ -14,7 +15,7 @@ router = APIGatewayHttpRouter()
 
 
 @router.post("/", tags=["workflows"], status_code=201, responses=answers(201, "Created: the workflow, version 1"))
-def create_workflow(body: WorkflowDefinition, caller: CurrentCaller, wired: Wired) -> DataEnvelope[WorkflowView]:
+def create_workflow(body: WorkflowInput, caller: CurrentCaller, wired: Wired) -> DataEnvelope[WorkflowView]:
     return DataEnvelope(data=workflows.create(wired.store, caller, body))
 
 

@@ -1,6 +1,7 @@
 """Node types: one module each, with its config model and ``run``; ``REGISTRY`` names them all.
 
-Adding a node type is one new module and one line in ``_TYPES`` below.
+Adding a node type is one new module and one line in ``_TYPES`` below. :mod:`stepwise.nodes.definitions`
+checks a workflow definition against them before it is stored.
 """
 
 from __future__ import annotations

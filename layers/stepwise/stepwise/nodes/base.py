@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stepwise.models.execution import LogLevel
 from stepwise.models.wording import pattern_in_words
+from stepwise.models.workflow import RetryPolicy
 
 if TYPE_CHECKING:
     from stepwise.models.agent import AgentRecord
@@ -23,8 +24,8 @@ class NodeConfig(BaseModel):
     def check_before_storing(self) -> None:
         """Refuse, on write only, what a run of this node would fail on: ``ValueError("<field>: <why>")``.
 
-        Not a validator: stored definitions are validated on every read, and one stored before a check
-        existed must stay readable.
+        Not a validator: the node runner validates a stored config with this model each time it runs the
+        node, and a workflow stored before a check existed must still run.
         """
 
 
@@ -34,15 +35,6 @@ VariableName = Annotated[
     Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$"),
     pattern_in_words("a letter or '_' followed by letters, digits, '_' or '-'"),
 ]
-
-
-class RetryPolicy(BaseModel):
-    """How often a node that calls out tries again after a transient failure."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    maxAttempts: int = Field(default=3, ge=1, le=10)
-    backoffSeconds: float = Field(default=1.0, ge=0, le=60)
 
 
 class NodeFailed(Exception):

@@ -9,6 +9,7 @@ from stepwise.clock import now_iso
 from stepwise.errors import Conflict, InvalidWorkflow, WorkflowNotFound
 from stepwise.identity import Caller
 from stepwise.models.workflow import WorkflowDefinition, WorkflowView
+from stepwise.nodes.definitions import WorkflowInput, check_definition
 from stepwise.service.paging import callers_cursor
 from stepwise.store import ConditionFailed, Store
 from stepwise.store.workflows import MAX_AGENTS
@@ -49,9 +50,9 @@ def _stored(store: Store, caller: Caller, view: WorkflowView, write: Callable[[]
         raise Conflict(f"Workflow {view.id} was changed or deleted meanwhile; read it and retry") from error
 
 
-def create(store: Store, caller: Caller, definition: WorkflowDefinition) -> WorkflowView:
-    """Store a new workflow at version 1."""
-    definition.check_before_storing()
+def create(store: Store, caller: Caller, definition: WorkflowInput) -> WorkflowView:
+    """Store a new workflow at version 1, once the definition passes every check of a write."""
+    check_definition(definition)
     _check_size(definition)
     _check_agents(store, caller, definition)
     timestamp = now_iso()
@@ -83,10 +84,14 @@ def get_owned(store: Store, caller: Caller, workflow_id: str) -> WorkflowView:
     return view
 
 
-def update(store: Store, caller: Caller, workflow_id: str, definition: WorkflowDefinition) -> WorkflowView:
-    """Store the definition as the workflow's next version; runs in flight keep theirs."""
+def update(store: Store, caller: Caller, workflow_id: str, definition: WorkflowInput) -> WorkflowView:
+    """Store the definition as the workflow's next version, once it passes every check of a write.
+
+    Runs in flight keep the version they started with.
+    """
+    # Checked before the workflow is read, like the body's shape: a bad definition is a 400 whatever it updates.
+    check_definition(definition)
     current = get_owned(store, caller, workflow_id)
-    definition.check_before_storing()
     _check_size(definition)
     _check_agents(store, caller, definition)
     view = WorkflowView(

@@ -1,7 +1,9 @@
 """Workflows: the current version (listed by owner) and every frozen version an execution may be pinned to.
 
 Storing a version also records the workflow as a user of each agent it calls (``store.agents.used_by``), in
-the same transaction, on the condition that each agent still exists.
+the same transaction, on the condition that each agent still exists. A stored definition is read back by its
+shape only (:mod:`stepwise.models.workflow`): no check of a write runs on a read, so a workflow stored before a
+check existed still reads.
 """
 
 from __future__ import annotations
