@@ -152,12 +152,14 @@ class ExecutionStore(HistoryStore, ValueStore):
         ``before`` is the control state the group was appended after, when known: the ``EXECUTION`` item is then
         written only if what it shows changed.
         """
+        # The summary last: whoever sees its new state (an execution ended) finds the variables and node runs
+        # of the same group written already.
+        self.project_variables(execution_id, group)
+        self.project_nodes(execution_id, group)
         if group.first == 1:
             self._project_summary(execution_id, group)
         elif before is None or task_token or not _same_summary(before, group.control):
             self._project_state(execution_id, group, task_token)
-        self.project_variables(execution_id, group)
-        self.project_nodes(execution_id, group)
 
     def _project_summary(self, execution_id: str, group: Group) -> None:
         item = {**_summary_item(execution_id, group), **_state_fields(group.control), "seq": group.last}
