@@ -7,6 +7,7 @@ wins, a resume that withdraws a pause request before the run pauses is never los
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -38,6 +39,8 @@ from stepwise.store.values import json_bytes
 CANCELABLE = ("PENDING", "RUNNING", "PAUSED")
 # A pause is asked for (or withdrawn) while the run has not paused yet.
 PAUSABLE = ("PENDING", "RUNNING")
+# A resume that lands between a pause's group and its task token on the execution item waits this long for it.
+TOKEN_WAIT_SECONDS = 2.0
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
@@ -350,6 +353,16 @@ def pause(store: Store, caller: Caller, execution_id: str) -> str:
     return f"Execution {execution_id} will pause before its next node"
 
 
+def _task_token_once_projected(store: Store, execution_id: str) -> str | None:
+    """The paused run's task token: the pause writes it on the execution item just after its group."""
+    deadline = time.monotonic() + TOKEN_WAIT_SECONDS
+    while True:
+        current = store.get_execution(execution_id)
+        if (current and current.taskToken) or time.monotonic() >= deadline:
+            return current.taskToken if current else None
+        time.sleep(0.05)
+
+
 def resume(store: Store, caller: Caller, execution_id: str) -> str:
     """Resume a paused run (and approve the approval node it waits at), or withdraw a pause not yet taken."""
     record = _record(store, caller, execution_id, change=True)
@@ -364,8 +377,7 @@ def resume(store: Store, caller: Caller, execution_id: str) -> str:
         if control.state in TERMINAL_STATES:
             raise Conflict(f"Execution {execution_id} already ended ({control.state}); it cannot be resumed")
         if token[0] is None:
-            current = store.get_execution(execution_id)
-            token[0] = current.taskToken if current else None
+            token[0] = _task_token_once_projected(store, execution_id)
         if token[0] is None:
             raise Conflict(f"Execution {execution_id} is pausing; resume it in a moment")
         active = control.activeNode
