@@ -187,6 +187,15 @@ def test_header_with_a_line_break_is_refused_without_echoing_it() -> None:
     assert "abc" not in str(caught.value)
 
 
+@pytest.mark.parametrize("headers", [{"X-Price": "s3cret \u20ac"}, {"X-\u20ac": "s3cret"}])
+def test_a_header_http_cannot_send_is_an_error_not_a_crash(headers: dict[str, str]) -> None:
+    # An httpRequest node's header values are interpolated: what they become is known only when called.
+    with pytest.raises(OutboundError, match="has a character HTTP cannot send") as caught:
+        call("GET", "http://127.0.0.1:9/", policy=LOCAL, headers=headers)
+
+    assert "s3cret" not in str(caught.value)  # never the value
+
+
 def test_json_body_and_data_together_are_a_programming_error() -> None:
     with pytest.raises(ValueError, match="not both"):
         call("POST", "http://127.0.0.1:9/", policy=LOCAL, json_body={}, data="x")

@@ -254,6 +254,9 @@ def _check_headers(headers: Mapping[str, str], target: str) -> None:
             raise OutboundError(f"{target}: invalid header name {name!r}")
         if any(c in value for c in "\r\n\0"):
             raise OutboundError(f"{target}: the value of header {name} contains a line break or NUL")
+        # http.client sends names as ASCII and values as ISO-8859-1; anything else would escape as a crash.
+        if not name.isascii() or any(ord(c) > 0xFF for c in value):
+            raise OutboundError(f"{target}: header {name!r} has a character HTTP cannot send (beyond ISO-8859-1)")
 
 
 def _reason(response: requests.Response) -> str:
