@@ -181,6 +181,8 @@ def _quiet_libraries() -> None:
     # moto's Step Functions interpreter dumps its parse tree for every failed state; the record holds the error.
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     logging.getLogger(MOTO_PROGRAM_LOGGER).addFilter(StoppedMidState())
+    # A Task that failed on a Lambda error goes to the state machine's Catch, which records it in the execution.
+    logging.getLogger("moto.stepfunctions.parser.asl.component.state.exec.execute_state").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
