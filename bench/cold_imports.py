@@ -32,12 +32,19 @@ def _function_environment(project_dir: Path, target: str) -> dict[str, str]:
     for each value CloudFormation would fill in (a table name, an ARN)."""
     from stepwise.local.template import function_specs, load_template
 
-    for spec in function_specs(load_template(project_dir)).values():
+    template = load_template(project_dir)
+    defaults = {name: str(p["Default"]) for name, p in (template.get("Parameters") or {}).items() if "Default" in p}
+
+    def literal(key: str, value: object) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and value.get("Ref") in defaults:  # a stack parameter: its default
+            return defaults[value["Ref"]]
+        return f"bench-{key.lower()}"
+
+    for spec in function_specs(template).values():
         if spec.code_uri.rstrip("/") == f"functions/{target}":
-            return {
-                key: value if isinstance(value, str) else f"bench-{key.lower()}"
-                for key, value in spec.environment.items()
-            }
+            return {key: literal(key, value) for key, value in spec.environment.items()}
     return {}
 
 

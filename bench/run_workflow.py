@@ -140,7 +140,7 @@ def _set_nodes(runs: int) -> dict[str, Any]:
     that either adds to the counter and goes round again or (on the last lap) ends the run: K+1 nodes. At
     1,000 runs, four laps of 250: all but 4 of the runs are setVariables, and the conditions are instant too.
     """
-    from stepwise.models.workflow import MAX_NODES
+    from stepwise.nodes.definitions import MAX_NODES
 
     if runs <= MAX_NODES:
         laps, lap = 1, runs
