@@ -95,16 +95,31 @@ def test_a_loops_history_holds_every_run_of_every_node_in_order_with_no_gap(api:
     assert execution["variables"] == {"trail": "xxx", "finished": True}
 
 
-def test_events_after_the_last_one_are_none_and_the_answer_says_the_state(api: Any) -> None:
+def test_a_waiting_poll_with_nothing_new_answers_none_after_the_wait(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an execution that has not moved since its start (its state machine never runs here)
+    execution_id = pending_execution(api, monkeypatch, LOOP)
+    last = page(api, execution_id)["lastSeq"]
+
+    began = time.monotonic()
+    answer = page(api, execution_id, after=last, waitSeconds=1)
+
+    assert answer == {"events": [], "lastSeq": last, "state": "PENDING"}
+    assert 0.9 <= time.monotonic() - began < 3
+
+
+def test_an_ended_execution_answers_at_once_and_never_past_its_last_event(api: Any) -> None:
     execution_id = run(api, LOOP)
     wait_for_state(api, execution_id, {"COMPLETED"})
     last = page(api, execution_id, limit=500)["lastSeq"]
 
     began = time.monotonic()
-    answer = page(api, execution_id, after=last, waitSeconds=1)
+    answer = page(api, execution_id, after=last, waitSeconds=5)
+    beyond = page(api, execution_id, after=last + 100, waitSeconds=5)
 
+    # Nothing more can come: no wait, and a cursor past the end is brought back to it
     assert answer == {"events": [], "lastSeq": last, "state": "COMPLETED"}
-    assert 0.9 <= time.monotonic() - began < 3
+    assert beyond == {"events": [], "lastSeq": last, "state": "COMPLETED"}
+    assert time.monotonic() - began < 2
 
 
 def test_a_cursor_in_the_middle_of_a_group_goes_on_from_the_next_event(api: Any) -> None:

@@ -70,8 +70,8 @@ def get_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> Data
     tags=["executions"],
     description="The execution's events after the cursor, in order: seq starts at 1 and grows by 1 with no gap; "
     "the terminal event (execution.completed, execution.failed or execution.canceled) is the last. When there are "
-    "none after 'after' yet, waits up to waitSeconds for one and answers with an empty list if none came. Pass "
-    "lastSeq back as 'after' to go on.",
+    "none after 'after' yet, waits up to waitSeconds for one and answers with an empty list if none came (an ended "
+    "execution answers at once). Pass lastSeq back as 'after' to go on.",
     responses=answers(200, "The events after the cursor, the cursor to go on from, and the execution's state"),
 )
 def execution_events(

@@ -17,7 +17,7 @@ from typing import Any
 from stepwise.errors import NotFound
 from stepwise.identity import Caller
 from stepwise.models.events import Event, EventsPage, ValueRef, public_event, reference
-from stepwise.models.execution import LogLine, NodeStateView, WorkflowExecution
+from stepwise.models.execution import TERMINAL_STATES, LogLine, NodeStateView, WorkflowExecution
 from stepwise.models.records import ExecutionRecord, Group, NodeItem, VariableItem
 from stepwise.models.workflow import WorkflowDefinition
 from stepwise.service.executions import execution_record
@@ -160,6 +160,10 @@ def events(
     _readable(store, caller, execution_id)
     deadline = clock() + wait_seconds
     found, newest = _events_after(store, execution_id, after, limit)
+    if not found:
+        newest = store.tail(execution_id)
+        if newest is not None and newest.control.state in TERMINAL_STATES:
+            deadline = clock()  # an ended execution has nothing more to come: no wait
     pause = FIRST_LOOK_SECONDS
     while not found and clock() < deadline:
         sleep(min(pause, max(0.0, deadline - clock())))
@@ -172,7 +176,8 @@ def events(
         newest = store.tail(execution_id)
     return EventsPage(
         events=[public_event(event, execution_id) for event in found],
-        lastSeq=found[-1].seq if found else after,
+        # Nothing new: the 'after' asked for, but never past the log's end (a client cannot skip ahead).
+        lastSeq=found[-1].seq if found else min(after, newest.last) if newest else 0,
         state=newest.control.state if newest else "PENDING",
     )
 
