@@ -8,7 +8,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stepwise import wiring
+from stepwise import stepfunctions, wiring
+from stepwise.models.events import Actor
 from stepwise.observability import logger, metrics, trace_handler
 from stepwise.service import runner
 
@@ -17,12 +18,16 @@ wiring.node_runner_settings()
 
 
 class NodeRunnerEvent(BaseModel):
-    action: Literal["start", "step", "pause", "approvalTimeout", "fail"]
+    action: Literal["start", "step", "pause", "resumed", "approvalTimeout", "fail"]
     executionId: str
     taskToken: str | None = None
     error: dict[str, Any] | None = None
     # Step Functions' $$.State.RetryCount: a retried step writes the newest group's projections again first.
     retryCount: int = 0
+    # What the pause task ended with: {"resumedBy": {"sub", "name"}} from a resume, {} when it released itself.
+    resume: dict[str, Any] | None = None
+    # The backstop rule's "fail": the Step Functions run that ended (a run the reconciler replaced is ignored).
+    runName: str | None = None
 
 
 @logger.inject_lambda_context(correlation_id_path="executionId")
@@ -50,6 +55,12 @@ def lambda_handler(event: NodeRunnerEvent, context: LambdaContext) -> dict[str, 
     if event.action == "pause":
         runner.pause(store, event.executionId, event.taskToken or "")
         return None
+    if event.action == "resumed":
+        by = (event.resume or {}).get("resumedBy")
+        return dict(runner.resumed(store, event.executionId, Actor.model_validate(by) if by else None))
     if event.action == "approvalTimeout":
         return dict(runner.approval_timeout(store, event.executionId))
+    if event.runName:
+        execution_id = stepfunctions.execution_of(event.runName)
+        return dict(runner.fail(store, execution_id, event.error or {}, run_name=event.runName))
     return dict(runner.fail(store, event.executionId, event.error or {}))

@@ -17,6 +17,7 @@ def node_context(variables: dict[str, Any], agent: AgentRecord | None = None) ->
         NodeContext(
             execution_id="exe_x",
             node_id="node",
+            run=1,
             owner="alice",
             variables=variables,
             calls=CallDefaults(timeout_seconds=30, max_response_bytes=1_048_576, allow_private_endpoints=True),

@@ -75,19 +75,49 @@ def test_a_schedule_missing_from_scheduler_is_an_answer(stub: Stub) -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "answer"),
-    [("TaskTimedOut", False), ("InvalidToken", False), ("TaskDoesNotExist", False), ("ThrottlingException", None)],
+    ("code", "expected"),
+    [
+        ("TaskTimedOut", stepfunctions.TaskGone),
+        ("InvalidToken", stepfunctions.TaskGone),
+        ("TaskDoesNotExist", stepfunctions.TaskGone),
+        ("ThrottlingException", stepfunctions.Throttled),
+    ],
 )
-def test_resume_answers_false_for_a_token_that_is_gone_and_raises_its_own_error_else(
-    stub: Stub, code: str, answer: bool | None
+def test_resume_says_when_no_task_waits_on_the_token_and_raises_its_own_error_else(
+    stub: Stub, code: str, expected: type[Exception]
 ) -> None:
     stub("stepfunctions").add_client_error("send_task_success", code, "no")
 
-    if answer is None:
-        with pytest.raises(stepfunctions.Throttled):
-            stepfunctions.resume("token", {})
-    else:
-        assert stepfunctions.resume("token", {}) is answer
+    with pytest.raises(expected) as raised:
+        stepfunctions.resume("token", {})
+
+    if isinstance(raised.value, stepfunctions.TaskGone):
+        assert raised.value.code == code
+
+
+def test_a_runs_status_is_none_when_no_run_has_its_name(stub: Stub) -> None:
+    stubber = stub("stepfunctions")
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:m"
+    stubber.add_client_error("describe_execution", "ExecutionDoesNotExist", "no such run")
+    stubber.add_response(
+        "describe_execution",
+        {
+            "executionArn": f"{arn}:exe_1-1".replace(":stateMachine:", ":execution:"),
+            "stateMachineArn": arn,
+            "status": "FAILED",
+            "startDate": "2030-01-01T00:00:00Z",
+        },
+        {"executionArn": "arn:aws:states:us-east-1:123456789012:execution:m:exe_1-1"},
+    )
+
+    assert stepfunctions.status(arn, "exe_1") is None
+    assert stepfunctions.status(arn, stepfunctions.run_name("exe_1", 1)) == "FAILED"
+
+
+def test_a_restarted_run_is_named_after_its_execution() -> None:
+    assert stepfunctions.run_name("exe_01ABC", 0) == "exe_01ABC"
+    assert stepfunctions.run_name("exe_01ABC", 2) == "exe_01ABC-2"
+    assert stepfunctions.execution_of("exe_01ABC-2") == stepfunctions.execution_of("exe_01ABC") == "exe_01ABC"
 
 
 def test_a_start_of_a_name_that_exists_is_done_and_a_refusal_says_why(stub: Stub) -> None:

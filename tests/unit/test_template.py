@@ -193,6 +193,7 @@ def test_functions_match_the_contract(template: dict[str, Any]) -> None:
         ("ApiFunction", "functions/api/", "app.lambda_handler"),
         ("NodeRunnerFunction", "functions/node_runner/", "app.lambda_handler"),
         ("SchedulerFunction", "functions/scheduler/", "app.lambda_handler"),
+        ("ReconcilerFunction", "functions/reconciler/", "app.lambda_handler"),
     }
     assert set(specs["ApiFunction"].environment_keys) == CONTRACT_ENVIRONMENT | TOKEN_ENVIRONMENT | VALUES_ENVIRONMENT
     # Each leaves out the one variable that would be a circular dependency (see template.yaml).
@@ -201,6 +202,8 @@ def test_functions_match_the_contract(template: dict[str, Any]) -> None:
         "SCHEDULER_TARGET_ARN",
     }
     assert set(specs["SchedulerFunction"].environment_keys) == CONTRACT_ENVIRONMENT - {"SCHEDULER_TARGET_ARN"}
+    reconciler = (CONTRACT_ENVIRONMENT | {"RECONCILE_GRACE_SECONDS"}) - {"SCHEDULER_TARGET_ARN"}
+    assert set(specs["ReconcilerFunction"].environment_keys) == reconciler
     assert specs["ApiFunction"].timeout <= 29
     assert specs["NodeRunnerFunction"].timeout == 330
 
@@ -265,6 +268,8 @@ def test_the_tables_match_the_contract(template: dict[str, Any]) -> None:
             {"AttributeName": "GSI1SK", "AttributeType": "S"},
             {"AttributeName": "GSI2PK", "AttributeType": "S"},
             {"AttributeName": "GSI2SK", "AttributeType": "S"},
+            {"AttributeName": "GSI3PK", "AttributeType": "S"},
+            {"AttributeName": "GSI3SK", "AttributeType": "S"},
         ],
         "KeySchema": [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
         "GlobalSecondaryIndexes": [
@@ -283,6 +288,14 @@ def test_the_tables_match_the_contract(template: dict[str, Any]) -> None:
                     {"AttributeName": "GSI2SK", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": "GSI3",
+                "KeySchema": [
+                    {"AttributeName": "GSI3PK", "KeyType": "HASH"},
+                    {"AttributeName": "GSI3SK", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
             },
         ],
     }
@@ -340,6 +353,7 @@ CALLS_BY_FUNCTION = {
     },
     "NodeRunnerFunction": {"secretsmanager:GetSecretValue", "states:SendTaskSuccess", "s3:GetObject", "s3:PutObject"},
     "SchedulerFunction": {"states:StartExecution", "scheduler:GetSchedule", "scheduler:UpdateSchedule", "iam:PassRole"},
+    "ReconcilerFunction": {"states:StartExecution", "states:DescribeExecution"},
 }
 
 
@@ -359,8 +373,28 @@ def test_a_run_that_ends_outside_the_loop_reaches_the_node_runner(template: dict
     assert event["Type"] == "EventBridgeRule"
     assert set(event["Properties"]["Pattern"]["detail"]["status"]) == {"FAILED", "TIMED_OUT", "ABORTED"}
     template_text = event["Properties"]["InputTransformer"]["InputTemplate"]
-    rendered = template_text.replace("<name>", '"exe_x"').replace("<status>", "TIMED_OUT")
+    rendered = template_text.replace("<name>", '"exe_x-1"').replace("<status>", "TIMED_OUT")
     assert json.loads(rendered)["action"] == "fail"
+    assert json.loads(rendered)["runName"] == "exe_x-1"
+
+
+def test_a_run_end_that_cannot_be_delivered_is_retried_then_kept_in_an_encrypted_queue(
+    template: dict[str, Any],
+) -> None:
+    properties = template["Resources"]["NodeRunnerFunction"]["Properties"]["Events"]["ExecutionEnded"]["Properties"]
+    assert properties["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    queue = properties["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    assert template["Resources"][queue]["Properties"]["SqsManagedSseEnabled"] is True
+    policies = resources_of_type(template, "AWS::SQS::QueuePolicy").values()
+    assert any({"Ref": queue} in policy["Properties"]["Queues"] for policy in policies)
+
+
+def test_the_reconciler_runs_every_5_minutes_one_pass_at_a_time(template: dict[str, Any]) -> None:
+    properties = template["Resources"]["ReconcilerFunction"]["Properties"]
+    (schedule,) = properties["Events"].values()
+    assert schedule["Properties"]["Schedule"] == "rate(5 minutes)"
+    assert properties["ReservedConcurrentExecutions"] == 1
+    assert properties["Timeout"] < 300
 
 
 def test_no_route_has_an_authorizer_and_the_api_function_checks_tokens_of_the_pool(template: dict[str, Any]) -> None:

@@ -92,3 +92,9 @@ class StartFailed(StepwiseError):
     """Step Functions refused to start an execution; the record was marked FAILED."""
 
     status_code = 500
+
+
+class Unavailable(StepwiseError):
+    """A service behind the API refused the change for now; nothing was changed, and a retry may work."""
+
+    status_code = 503

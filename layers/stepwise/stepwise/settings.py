@@ -109,3 +109,12 @@ class NodeRunnerSettings(ValueSettings):
     allow_private_endpoints: bool = Field(default=False, alias="ALLOW_PRIVATE_ENDPOINTS")
     default_call_timeout_seconds: float = Field(default=30.0, alias="DEFAULT_CALL_TIMEOUT_SECONDS", gt=0)
     max_response_bytes: int = Field(default=1_048_576, alias="MAX_RESPONSE_BYTES", gt=0)
+
+
+class ReconcilerSettings(FunctionSettings):
+    """The reconciler: executions in flight whose Step Functions run is missing or ended are restarted or failed."""
+
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", min_length=1)
+    # An execution whose log changed within this many seconds is left alone: a start (the API's or the
+    # scheduler function's, at most 60 s between its record and StartExecution) may still be in progress.
+    reconcile_grace_seconds: float = Field(default=120.0, alias="RECONCILE_GRACE_SECONDS", gt=0)

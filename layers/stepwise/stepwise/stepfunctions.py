@@ -1,7 +1,10 @@
-"""The Step Functions adapter: start, stop and resume the state machine that drives an execution.
+"""The Step Functions adapter: start, describe, stop and resume the state machine run that drives an execution.
 
-Botocore's errors end here: a call either answers (a start of a name that exists is done; a token that is
-gone is ``False``) or raises a ``StepFunctionsError``.
+Botocore's errors end here: a call either answers (a start of a name that exists is done) or raises a
+``StepFunctionsError`` (``TaskGone`` for a task token nothing waits on any more, ``Throttled``).
+
+A run is named by its execution's id; a run the reconciler starts again after the first one was lost is named
+``<execution id>-<n>`` (:func:`run_name`), and every run's input is ``{"executionId": ...}``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ class Throttled(StepFunctionsError):
     """Step Functions refused the call for now, after the client's own retries."""
 
 
+class TaskGone(StepFunctionsError):
+    """No task waits on the token any more (``code``: TaskTimedOut, TaskDoesNotExist or InvalidToken)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def _error(error: ClientError | BotoCoreError) -> StepFunctionsError:
     if isinstance(error, ClientError) and aws.error_code(error) in aws.THROTTLING_CODES:
         return Throttled(str(error))
@@ -42,13 +53,23 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
 
-def start(state_machine_arn: str, execution_id: str) -> None:
-    """Start the run named by the execution id; starting the same name again is a no-op."""
+def run_name(execution_id: str, restarts: int = 0) -> str:
+    """The name of an execution's current run: its id, then ``<id>-<n>`` after the reconciler's n-th restart."""
+    return execution_id if restarts == 0 else f"{execution_id}-{restarts}"
+
+
+def execution_of(name: str) -> str:
+    """The execution id a run is named after (ids hold no ``-``)."""
+    return name.split("-", 1)[0]
+
+
+def start(state_machine_arn: str, name: str) -> None:
+    """Start the run ``name`` (:func:`run_name`) of its execution; starting the same name again is a no-op."""
     try:
         aws.stepfunctions().start_execution(
             stateMachineArn=state_machine_arn,
-            name=execution_id,
-            input=json.dumps({"executionId": execution_id}),
+            name=name,
+            input=json.dumps({"executionId": execution_of(name)}),
         )
     except ClientError as error:
         if aws.error_code(error) == "ExecutionAlreadyExists":
@@ -60,7 +81,20 @@ def start(state_machine_arn: str, execution_id: str) -> None:
         raise StartRefused(str(error)) from error
 
 
-def stop(state_machine_arn: str, execution_id: str, cause: str) -> None:
+def status(state_machine_arn: str, name: str) -> str | None:
+    """The run's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE); None: no run has the name."""
+    try:
+        described = aws.stepfunctions().describe_execution(executionArn=execution_arn(state_machine_arn, name))
+    except ClientError as error:
+        if aws.error_code(error) == "ExecutionDoesNotExist":
+            return None
+        raise _error(error) from error
+    except BotoCoreError as error:
+        raise _error(error) from error
+    return str(described["status"])
+
+
+def stop(state_machine_arn: str, name: str, cause: str) -> None:
     """Stop the run, best effort: the execution record is already CANCELED, and that is what counts.
 
     A run that already ended or never started is fine; any other failure is logged, not raised: the node
@@ -68,7 +102,7 @@ def stop(state_machine_arn: str, execution_id: str, cause: str) -> None:
     """
     try:
         aws.stepfunctions().stop_execution(
-            executionArn=execution_arn(state_machine_arn, execution_id),
+            executionArn=execution_arn(state_machine_arn, name),
             error="stepwise.Canceled",
             cause=cause,
         )
@@ -79,20 +113,21 @@ def stop(state_machine_arn: str, execution_id: str, cause: str) -> None:
         logger.warning("StopExecution failed; the run ends at its next step", extra={"error": str(error)})
 
 
-def resume(task_token: str, output: dict[str, Any]) -> bool:
-    """Complete the waiting task; False when the token is no longer valid (timed out, stopped).
+def resume(task_token: str, output: dict[str, Any]) -> None:
+    """Complete the waiting task with ``output``.
 
-    Any other failure is a ``StepFunctionsError`` (``Throttled`` when Step Functions refused it for now).
+    ``TaskGone`` when nothing waits on the token any more (timed out, stopped, or replaced by a retried task);
+    any other failure is a ``StepFunctionsError`` (``Throttled`` when Step Functions refused it for now). A
+    timeout (``BotoCoreError``) is a ``StepFunctionsError`` too, though the task may have been completed.
     """
     try:
         aws.stepfunctions().send_task_success(taskToken=task_token, output=json.dumps(output))
     except ClientError as error:
-        if aws.error_code(error) in _TOKEN_GONE:
-            return False
+        if (code := aws.error_code(error)) in _TOKEN_GONE:
+            raise TaskGone(aws.error_message(error), code) from error
         raise _error(error) from error
     except BotoCoreError as error:
         raise _error(error) from error
-    return True
 
 
 def abandon(task_token: str, cause: str) -> None:

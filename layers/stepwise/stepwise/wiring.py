@@ -10,8 +10,9 @@ Per function, two steps, each done once per process:
 
 - ``*_settings()`` reads and checks the function's settings. Its handler module calls it at import, so a
   function deployed without a variable fails its cold start with a message naming it. Cheap: no client yet.
-- ``api()``, ``node_runner()``, ``scheduler()`` build the store (and its DynamoDB client) and, for the API and
-  the node runner, the values' ``Blobs`` (its S3 client on first use) on the first event; a warm Lambda reuses them.
+- ``api()``, ``node_runner()``, ``scheduler()``, ``reconciler()`` build the store (and its DynamoDB client) and, for
+  the API and the node runner, the values' ``Blobs`` (its S3 client on first use) on the first event; a warm Lambda
+  reuses them.
 
 The local stack and the tests change the environment between runs: they call :func:`reset` (and only they
 do), and the next call reads the new environment and builds everything again.
@@ -31,6 +32,7 @@ from stepwise.settings import (
     ApiSettings,
     FunctionSettings,
     NodeRunnerSettings,
+    ReconcilerSettings,
     SchedulerSettings,
     StartSettings,
 )
@@ -39,6 +41,7 @@ from stepwise.store import Store
 if TYPE_CHECKING:
     from stepwise.api.routing import ApiDependencies
     from stepwise.service.executions import Runs
+    from stepwise.service.reconciler import Reconciling
     from stepwise.service.runner import StepLimits
     from stepwise.service.variables import Values
 
@@ -63,6 +66,14 @@ class SchedulerDependencies:
     schedule_group: str
 
 
+@dataclass(frozen=True)
+class ReconcilerDependencies:
+    """What the reconciler's handler hands to :func:`stepwise.service.reconciler.reconcile`."""
+
+    store: Store
+    reconciling: Reconciling
+
+
 @cache
 def api_settings() -> ApiSettings:
     """The API function's settings (``InvalidSettings`` names any variable that is not set)."""
@@ -79,6 +90,12 @@ def node_runner_settings() -> NodeRunnerSettings:
 def scheduler_settings() -> SchedulerSettings:
     """The scheduler function's settings (``InvalidSettings`` names any variable that is not set)."""
     return SchedulerSettings.from_environment()
+
+
+@cache
+def reconciler_settings() -> ReconcilerSettings:
+    """The reconciler's settings (``InvalidSettings`` names any variable that is not set)."""
+    return ReconcilerSettings.from_environment()
 
 
 def _store(settings: FunctionSettings) -> Store:
@@ -160,10 +177,31 @@ def scheduler() -> SchedulerDependencies:
     )
 
 
+@cache
+def reconciler() -> ReconcilerDependencies:
+    """The reconciler's store and state machine, built once per process."""
+    from stepwise.service.reconciler import Reconciling
+
+    settings = reconciler_settings()
+    return ReconcilerDependencies(
+        store=_store(settings),
+        reconciling=Reconciling(settings.state_machine_arn, settings.reconcile_grace_seconds),
+    )
+
+
 def reset() -> None:
     """Forget every function's settings and what was built from them, with the AWS clients and cached
     credentials (the local stack and the tests, after they changed the environment)."""
-    for built in (api_settings, node_runner_settings, scheduler_settings, api, node_runner, scheduler):
+    for built in (
+        api_settings,
+        node_runner_settings,
+        scheduler_settings,
+        reconciler_settings,
+        api,
+        node_runner,
+        scheduler,
+        reconciler,
+    ):
         built.cache_clear()
     aws.reset_clients()
     secrets.forget_credentials()

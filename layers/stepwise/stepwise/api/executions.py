@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Que
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
-from stepwise.api.routing import CurrentCaller, Cursor, Limit, Wired, answers
+from stepwise.api.routing import UNAVAILABLE_RESPONSE, CurrentCaller, Cursor, Limit, Wired, answers
 from stepwise.models.envelopes import DataEnvelope, DataMessageEnvelope, ListEnvelope, MessageEnvelope, StartedExecution
 from stepwise.models.events import EventsPage
 from stepwise.models.execution import ExecutionState, ExecutionSummary, WorkflowExecution
@@ -125,8 +125,10 @@ def pause_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> Me
     "/execute/<executionId>/resume",
     tags=["executions"],
     description="Resume a PAUSED execution (and approve the approval node it waits at), or withdraw a pause "
-    "requested and not yet taken ('pause withdrawn'). 409 when it is neither.",
-    responses=answers(200, "Resumed, or the pending pause withdrawn"),
+    "requested and not yet taken ('pause withdrawn'). 409 when it is neither, or when its Step Functions run no "
+    "longer waits for the resume (an approval that timed out); 503 when Step Functions did not take it for now "
+    "(it is still PAUSED: resume it again).",
+    responses={**answers(200, "Resumed, or the pending pause withdrawn"), **UNAVAILABLE_RESPONSE},
 )
 def resume_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> MessageEnvelope:
     return MessageEnvelope(message=executions.resume(wired.store, caller, executionId))

@@ -59,6 +59,13 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
         500: "Unexpected error (the detail is only in the logs)",
     }.items()
 }
+# For the routes whose change waits on another AWS service that may refuse it for now (a retry may work).
+UNAVAILABLE_RESPONSE: dict[int, OpenAPIResponse] = {
+    503: {
+        "description": "Step Functions did not take the change for now; nothing changed: try again",
+        "content": {"application/json": {"model": ErrorEnvelope}},
+    }
+}
 
 
 def answers(status: int, description: str) -> dict[int, OpenAPIResponse]:

@@ -17,6 +17,8 @@ One process holds it all, assembled here:
 * the demo agents (:mod:`stepwise.local.demo`) on a free port, and the demo workflow, owned by the local
   user ``demo``, so ``stepwise token --user demo`` and the printed curl work at once
   (:mod:`stepwise.local.banner`).
+* the clocks of what AWS runs on a schedule: due schedules fire (:mod:`stepwise.local.schedule_clock`), and the
+  reconciler runs every few seconds (:mod:`stepwise.local.reconcile_clock`).
 
 The log is quiet: one line per request (:mod:`stepwise.local.api_server`), one per execution state change
 (:mod:`stepwise.local.execution_states`); handlers' Powertools logs at WARNING unless
@@ -102,6 +104,7 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
     from stepwise.local import demo
     from stepwise.local.auth import LocalUserPool
     from stepwise.local.execution_states import print_state_changes
+    from stepwise.local.reconcile_clock import ReconcileClock
     from stepwise.local.routes import template_routes
     from stepwise.local.schedule_clock import ScheduleClock
     from stepwise.local.stack import environment, provision, running
@@ -147,6 +150,7 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
         # moto stores schedules but never fires them: this clock does. It starts only now (its thread calls
         # moto every tick; see the seed above) and, entered after moto, stops before moto does.
         stack.enter_context(ScheduleClock.for_deployment(deployment).running())
+        stack.enter_context(ReconcileClock.for_deployment(deployment).running())  # and the reconciler's schedule
 
         for instances in functions.values():
             instances.ready()  # so the first request is not a cold start

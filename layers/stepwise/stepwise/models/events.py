@@ -14,10 +14,14 @@ execution.pause_requested   by
 execution.pause_withdrawn   by
 execution.paused            reason ("requested", with by: who asked; or "approval", with the node)
 execution.resumed           by (for an approval: who approved)
+execution.restarted         message (why), runName (the new Step Functions run): the reconciler found the run
+                            that drove it missing or ended, and started a new one that goes on from the log
 execution.completed         (terminal)
 execution.failed            error (terminal)
 execution.canceled          by (terminal)
-node.started                nodeId, run
+node.started                nodeId, run; claim, claimUntil for a node that calls out (which invocation runs it,
+                            and until when that one may still be calling); startedAt when the same run is taken
+                            over (run again, with the same Idempotency-Key) after its invocation stopped
 node.waiting                nodeId, run, waitingFor ("delay" or "approval"), seconds
 node.completed              nodeId, run, startedAt, output, variables (those it set), next, durationMs
 node.failed                 nodeId, run, startedAt, error
@@ -25,7 +29,8 @@ node.skipped                nodeId (at the end: a node that never ran)
 log                         level, message, and nodeId/run when the line belongs to a node run
 ==========================  =====================================================================
 
-A terminal event is the last event of an execution. ``by`` is who did it: ``{"sub", "name"}``.
+A terminal event is the last event of an execution. ``by`` is who did it: ``{"sub", "name"}``. A claim is internal
+(the API does not show ``claim`` and ``claimUntil``).
 
 Stored events keep two things the API shows differently (:func:`public_event`): a value too big for the
 table is in S3, named in ``refs`` (``{name: {"key", "bytes"}}``) instead of in ``variables``; a node output
@@ -49,6 +54,7 @@ EventType = Literal[
     "execution.pause_withdrawn",
     "execution.paused",
     "execution.resumed",
+    "execution.restarted",
     "execution.completed",
     "execution.failed",
     "execution.canceled",
@@ -60,6 +66,8 @@ EventType = Literal[
     "log",
 ]
 TERMINAL_EVENTS: frozenset[str] = frozenset({"execution.completed", "execution.failed", "execution.canceled"})
+# Who holds a node run: how the node runner's invocations tell theirs apart, never shown by the API.
+INTERNAL_FIELDS = frozenset({"claim", "claimUntil"})
 # The output of a node is every variable it set (setVariables), rather than one of them.
 ALL_SET = "*"
 
@@ -105,6 +113,9 @@ class Event(BaseModel):
     seconds: int | None = None
     level: LogLevel | None = None
     message: str | None = None
+    runName: str | None = None
+    claim: str | None = None
+    claimUntil: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -179,7 +190,7 @@ def shown_output(event: Event, execution_id: str) -> Any:
 
 def public_event(event: Event, execution_id: str) -> ExecutionEvent:
     """The event as the API shows it: values kept in S3 as references to the route that returns them."""
-    shown = event.model_dump(mode="json", exclude_unset=True, exclude={"refs", "outputFrom"})
+    shown = event.model_dump(mode="json", exclude_unset=True, exclude={"refs", "outputFrom", *INTERNAL_FIELDS})
     if event.refs:
         shown["variables"] = shown_variables(event, execution_id)
     if event.outputFrom is not None:

@@ -19,11 +19,18 @@ from stepwise.models.execution import ExecutionState, ExecutionSummary, NodeStat
 
 
 class ActiveNode(BaseModel):
-    """The node an execution is running, or waiting in (a delay or an approval)."""
+    """The node an execution is running, or waiting in (a delay or an approval).
+
+    A node that calls out is claimed by the invocation that runs it (``claim``) until ``claimUntil``, when that
+    invocation has surely stopped calling (its time is up): before then no other invocation calls out for the
+    same run; after it, one may take the run over (:mod:`stepwise.service.claims`).
+    """
 
     nodeId: str
     run: int
     startedAt: str
+    claim: str | None = None
+    claimUntil: str | None = None
     waitingFor: str | None = None
     seconds: int = 0
     approvedBy: str | None = None
@@ -55,6 +62,8 @@ class Control(BaseModel):
     error: str | None = None
     completedAt: str | None = None
     variablesBytes: int = 0
+    # How many times the reconciler started a new Step Functions run for it (which run is current: its name).
+    restarts: int = 0
 
     def after(self, events: Iterable[Event]) -> Control:
         """The control state once ``events`` happened (a new object; this one is left as it is)."""
@@ -83,8 +92,14 @@ class Control(BaseModel):
             self.completedAt, self.activeNode, self.pauseRequested, self.pauseRequestedBy = event.at, None, False, None
             if event.error:
                 self.error = event.error
+        elif kind == "execution.restarted":
+            self.restarts += 1
         elif kind == "node.started" and event.nodeId and event.run:
-            self.activeNode = ActiveNode(nodeId=event.nodeId, run=event.run, startedAt=event.at)
+            # A run taken over keeps the time it first started (its startedAt).
+            started = event.startedAt or event.at
+            self.activeNode = ActiveNode(
+                nodeId=event.nodeId, run=event.run, startedAt=started, claim=event.claim, claimUntil=event.claimUntil
+            )
             self.nodeRuns = max(self.nodeRuns, event.run)
         elif kind == "node.waiting" and self.activeNode and self.activeNode.run == event.run:
             self.activeNode.waitingFor = event.waitingFor

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from stepwise.interpolation import as_text, interpolate
 from stepwise.nodes.base import NodeConfig, NodeContext, NodeFailed, Outcome, VariableName
-from stepwise.nodes.calls import policy_for, send
+from stepwise.nodes.calls import policy_for, send, with_idempotency_key
 
 
 class AgentTaskConfig(NodeConfig):
@@ -32,7 +32,8 @@ def run(config: AgentTaskConfig, context: NodeContext) -> Outcome:
     if agent.owner != context.owner:
         raise NodeFailed(f"agent {config.agentId} belongs to someone else")
     prompt = as_text(interpolate(config.prompt, context.variables))
-    headers = {"Accept": "application/json", **agent.headers}
+    # The node run's key, whatever the agent's headers say: a fixed one there would make every run one call.
+    headers = with_idempotency_key(context, {"Accept": "application/json", **agent.headers}, keep_callers=False)
     if agent.credentialRef:
         headers["Authorization"] = f"Bearer {context.read_secret(agent.credentialRef)}"
     body: dict[str, Any]

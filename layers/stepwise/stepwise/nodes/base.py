@@ -56,6 +56,7 @@ class NodeContext:
 
     execution_id: str
     node_id: str
+    run: int
     owner: str
     variables: Mapping[str, Any]
     calls: CallDefaults
@@ -65,6 +66,12 @@ class NodeContext:
     should_stop: Callable[[], bool]
     load_agent: Callable[[str], AgentRecord | None]
     read_secret: Callable[[str], str]
+
+    @property
+    def idempotency_key(self) -> str:
+        """``<executionId>:<nodeId>:<run>``: the same for every attempt of this node run, and for the run made
+        again after its invocation stopped (see the README, "What an agent can rely on")."""
+        return f"{self.execution_id}:{self.node_id}:{self.run}"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,19 @@ def policy_for(context: NodeContext, agent_timeout: float | None = None) -> Call
     )
 
 
+IDEMPOTENCY_KEY = "Idempotency-Key"
+
+
+def with_idempotency_key(context: NodeContext, headers: dict[str, str], *, keep_callers: bool) -> dict[str, str]:
+    """``headers`` with ``Idempotency-Key: <executionId>:<nodeId>:<run>``; ``keep_callers`` keeps one the workflow's
+    author set (any case) instead."""
+    named = [name for name in headers if name.lower() == IDEMPOTENCY_KEY.lower()]
+    if named and keep_callers:
+        return headers
+    kept = {name: value for name, value in headers.items() if name not in named}
+    return {**kept, IDEMPOTENCY_KEY: context.idempotency_key}
+
+
 def send(
     context: NodeContext,
     method: str,
@@ -39,8 +52,9 @@ def send(
 ) -> HttpAnswer:
     """Make the call, logging every attempt on the node; a failure becomes ``NodeFailed``.
 
-    ``keep_error_status``: a call that still answered 429 or 5xx after its retries comes back as an answer
-    with that status (and no body) instead of failing the node.
+    ``headers`` should carry the node run's ``Idempotency-Key`` (:func:`with_idempotency_key`): every attempt
+    sends the same headers. ``keep_error_status``: a call that still answered 429 or 5xx after its retries comes
+    back as an answer with that status (and no body) instead of failing the node.
     """
     from stepwise.outbound import HttpAnswer, OutboundError, call
 

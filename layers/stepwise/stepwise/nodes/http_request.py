@@ -10,7 +10,7 @@ from pydantic import Field
 from stepwise.interpolation import as_text, interpolate
 from stepwise.models.headers import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, header_name_problem, header_value_problem
 from stepwise.nodes.base import NodeConfig, NodeContext, NodeFailed, Outcome, VariableName
-from stepwise.nodes.calls import policy_for, send
+from stepwise.nodes.calls import policy_for, send, with_idempotency_key
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 
@@ -48,6 +48,8 @@ def run(config: HttpRequestConfig, context: NodeContext) -> Outcome:
 
     url = as_text(interpolate(config.url, context.variables))
     headers = {str(k): as_text(v) for k, v in interpolate(config.headers, context.variables).items()}
+    # A key the author set (their own scheme for the endpoint they call) is theirs; else the node run's.
+    headers = with_idempotency_key(context, headers, keep_callers=True)
     body = interpolate(config.body, context.variables)
     json_body = body if body is not None and not isinstance(body, str) else None
     data = body if isinstance(body, str) else None

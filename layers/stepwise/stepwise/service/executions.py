@@ -7,6 +7,9 @@ wins, a resume that withdraws a pause request before the run pauses is never los
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +25,7 @@ from stepwise.errors import (
     ExecutionNotFound,
     NotOwner,
     StartFailed,
+    Unavailable,
     WorkflowNotFound,
 )
 from stepwise.identity import Caller
@@ -30,9 +34,9 @@ from stepwise.models.execution import TERMINAL_STATES, ExecutionSummary
 from stepwise.models.records import Control, ExecutionRecord, Group
 from stepwise.models.workflow import WorkflowView
 from stepwise.service import workflows
-from stepwise.service.history import Change, actor, ending, event, record_change
+from stepwise.service.history import Change, actor, approving, ending, event, record_change, resumed_event
 from stepwise.service.paging import callers_cursor
-from stepwise.store import ExecutionQuery, Store, terminal
+from stepwise.store import ConditionFailed, ExecutionQuery, Store, terminal
 from stepwise.store.history import SeqTaken
 from stepwise.store.values import json_bytes
 
@@ -41,6 +45,7 @@ CANCELABLE = ("PENDING", "RUNNING", "PAUSED")
 PAUSABLE = ("PENDING", "RUNNING")
 # A resume that lands between a pause's group and its task token on the execution item waits this long for it.
 TOKEN_WAIT_SECONDS = 2.0
+REUSED_KEY = "Idempotency-Key was already used for a start with different variables; use a new key"
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
@@ -89,10 +94,11 @@ def launch(
     if execution_id is None:
         execution_id = ids.new_id("exe")
     elif (tail := store.tail(execution_id)) is not None:
-        # A repeated start (a scheduled tick delivered again): finish what a start that died left undone.
+        # A repeated start (a scheduled tick delivered again, a start retried with its Idempotency-Key): finish
+        # what a start that died between its record and its state machine run left undone.
         store.project(execution_id, tail)
         if tail.control.state == "PENDING":
-            _start_state_machine(store, runs, workflow, execution_id)
+            _start_state_machine(store, runs, workflow, execution_id, tail.control.restarts)
         return execution_id
     started = event(
         "execution.started",
@@ -118,10 +124,12 @@ def launch(
     return execution_id
 
 
-def _start_state_machine(store: Store, runs: Runs, workflow: WorkflowView, execution_id: str) -> None:
+def _start_state_machine(
+    store: Store, runs: Runs, workflow: WorkflowView, execution_id: str, restarts: int = 0
+) -> None:
     """Start the run; if Step Functions refuses, the record ends FAILED with the reason (never PENDING forever)."""
     try:
-        stepfunctions.start(runs.state_machine_arn, execution_id)
+        stepfunctions.start(runs.state_machine_arn, stepfunctions.run_name(execution_id, restarts))
     except stepfunctions.StartRefused as error:
         reason = f"Execution could not be started: {error}"
 
@@ -152,19 +160,34 @@ def _idempotent_launch(idempotency: Idempotency) -> tuple[Any, Any]:
     )
 
     def start_once(request: dict[str, Any], store: Store, runs: Runs, workflow: WorkflowView) -> dict[str, str]:
-        execution_id = launch(
-            store,
-            runs,
-            workflow,
-            request["variables"],
-            owner=request["owner"],
-            started_by=request["owner"],
-            started_by_name=request.get("ownerName"),
-        )
+        # The id is reserved for the key before the record is written: a retry after this start died between its
+        # record and its state machine run (its idempotency record expired with it) starts that same execution.
+        execution_id = _reserved_id(store, idempotency, request)
+        with contextlib.suppress(ExecutionExists):  # a retry racing the start it repeats: that one starts it
+            launch(
+                store,
+                runs,
+                workflow,
+                request["variables"],
+                owner=request["owner"],
+                started_by=request["owner"],
+                started_by_name=request.get("ownerName"),
+                execution_id=execution_id,
+            )
         return {"workflowId": workflow.id, "executionId": execution_id}
 
     decorate = idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
     return decorate(start_once), config
+
+
+def _reserved_id(store: Store, idempotency: Idempotency, request: dict[str, Any]) -> str:
+    """The execution id of the start ``request`` names by its ``Idempotency-Key`` (a new one the first time)."""
+    key = hashlib.sha256(json.dumps([request["owner"], request["workflowId"], request["idempotencyKey"]]).encode())
+    fingerprint = hashlib.sha256(json.dumps(request["variables"], sort_keys=True).encode()).hexdigest()
+    try:
+        return store.reserve_execution_id(key.hexdigest(), ids.new_id("exe"), fingerprint, idempotency.ttl_seconds)
+    except ConditionFailed as error:
+        raise Conflict(REUSED_KEY) from error
 
 
 def start(
@@ -210,9 +233,7 @@ def start(
     try:
         result: dict[str, str] = start_once(request=request, store=store, runs=runs, workflow=workflow)
     except IdempotencyValidationError as error:
-        raise Conflict(
-            "Idempotency-Key was already used for a start with different variables; use a new key"
-        ) from error
+        raise Conflict(REUSED_KEY) from error
     except IdempotencyAlreadyInProgressError as error:
         raise Conflict("A start with this Idempotency-Key is in progress; retry in a moment") from error
     return result["executionId"]
@@ -325,10 +346,11 @@ def cancel(store: Store, runs: Runs, caller: Caller, execution_id: str) -> None:
             ending(store, execution_id, definition, node_events, event("execution.canceled", by=actor(caller)))
         )
 
-    _, decided = record_change(store, execution_id, decide)
+    tail, decided = record_change(store, execution_id, decide)
     if not isinstance(decided, Change):
         raise Conflict(f"Execution {execution_id} already ended ({decided}); it cannot be canceled")
-    stepfunctions.stop(runs.state_machine_arn, execution_id, f"canceled by {caller.sub}")
+    run = stepfunctions.run_name(execution_id, tail.control.restarts)
+    stepfunctions.stop(runs.state_machine_arn, run, f"canceled by {caller.sub}")
     if record.taskToken:
         # A parked pause task: StopExecution ends it in AWS; failing the task ends it wherever StopExecution
         # is not honoured (moto).
@@ -353,44 +375,88 @@ def pause(store: Store, caller: Caller, execution_id: str) -> str:
     return f"Execution {execution_id} will pause before its next node"
 
 
-def _task_token_once_projected(store: Store, execution_id: str) -> str | None:
-    """The paused run's task token: the pause writes it on the execution item just after its group."""
+def _task_token_once_projected(
+    store: Store, execution_id: str, *, other_than: frozenset[str] = frozenset()
+) -> str | None:
+    """The paused run's task token: the pause writes it on the execution item just after its group (a retried
+    pause task writes a newer one: ``other_than`` waits for a token that is none of those)."""
     deadline = time.monotonic() + TOKEN_WAIT_SECONDS
     while True:
         current = store.get_execution(execution_id)
-        if (current and current.taskToken) or time.monotonic() >= deadline:
-            return current.taskToken if current else None
+        token = current.taskToken if current and current.state == "PAUSED" else None
+        if (token and token not in other_than) or time.monotonic() >= deadline:
+            return token if token not in other_than else None
         time.sleep(0.05)
 
 
-def resume(store: Store, caller: Caller, execution_id: str) -> str:
-    """Resume a paused run (and approve the approval node it waits at), or withdraw a pause not yet taken."""
-    record = _record(store, caller, execution_id, change=True)
-    token: list[str | None] = [record.taskToken]
+def _not_waiting(execution_id: str, code: str) -> str:
+    if code == "TaskTimedOut":
+        return f"Execution {execution_id} could not be resumed: its approval timed out before the resume reached it"
+    return (
+        f"Execution {execution_id} could not be resumed: its Step Functions run no longer waits for a resume "
+        f"({code}); the reconciler starts it again within a few minutes: resume it then"
+    )
 
-    def decide(tail: Group) -> Change:
+
+def _deliver_resume(store: Store, execution_id: str, token: str, output: dict[str, Any]) -> None:
+    """SendTaskSuccess to the task the paused run waits on (the newest token, if a retried pause task replaced it).
+
+    ``Conflict`` when no task waits for it any more, ``Unavailable`` when Step Functions did not take it.
+    """
+    tried = {token}
+    while True:
+        try:
+            stepfunctions.resume(token, output)
+            return
+        except stepfunctions.TaskGone as gone:
+            newer = _task_token_once_projected(store, execution_id, other_than=frozenset(tried))
+            if newer is None:
+                raise Conflict(_not_waiting(execution_id, gone.code)) from gone
+            tried.add(token := newer)
+        except stepfunctions.StepFunctionsError as error:
+            raise Unavailable(
+                f"Execution {execution_id} was not resumed: Step Functions did not take the resume ({error}); "
+                "if it is still PAUSED, resume it again"
+            ) from error
+
+
+def resume(store: Store, caller: Caller, execution_id: str) -> str:
+    """Resume a paused run (and approve the approval node it waits at), or withdraw a pause not yet taken.
+
+    The run is resumed first (SendTaskSuccess with the token its pause task waits on), and only then is the resume
+    recorded: a resume Step Functions did not take leaves the execution PAUSED and resumable (``Unavailable``),
+    one that reached no waiting task is refused (``Conflict``). The state machine records it too, as soon as
+    its pause task ends (:func:`stepwise.service.runner.resumed`): whichever comes first records it once.
+    """
+    record = _record(store, caller, execution_id, change=True)
+    by = actor(caller)
+
+    def withdraw(tail: Group) -> Change | Control:
         control = tail.control
         if control.state in PAUSABLE:
             if not control.pauseRequested:
                 raise Conflict(f"Execution {execution_id} is not paused ({control.state}) and no pause is requested")
-            return Change([event("execution.pause_withdrawn", by=actor(caller))])
+            return Change([event("execution.pause_withdrawn", by=by)])
         if control.state in TERMINAL_STATES:
             raise Conflict(f"Execution {execution_id} already ended ({control.state}); it cannot be resumed")
-        if token[0] is None:
-            token[0] = _task_token_once_projected(store, execution_id)
-        if token[0] is None:
-            raise Conflict(f"Execution {execution_id} is pausing; resume it in a moment")
-        active = control.activeNode
-        approving = active if active and active.waitingFor == "approval" else None
-        if approving:
-            return Change([event("execution.resumed", by=actor(caller), nodeId=approving.nodeId, run=approving.run)])
-        return Change([event("execution.resumed", by=actor(caller))])
+        return control
 
-    _, decided = record_change(store, execution_id, decide)
-    if decided.events[-1].type == "execution.pause_withdrawn":
+    _, paused = record_change(store, execution_id, withdraw)
+    if isinstance(paused, Change):
         return f"Execution {execution_id}: pause withdrawn; it goes on running"
-    assert token[0] is not None
-    stepfunctions.resume(token[0], {"resumedBy": caller.sub})
-    if decided.events[-1].nodeId:
+    token = record.taskToken or _task_token_once_projected(store, execution_id)
+    if token is None:
+        raise Conflict(f"Execution {execution_id} is pausing; resume it in a moment")
+    _deliver_resume(store, execution_id, token, {"resumedBy": by.model_dump()})
+
+    def record_resume(tail: Group) -> Change | str:
+        if tail.control.state != "PAUSED":
+            return tail.control.state  # the run recorded it first (RUNNING), or a cancel landed meanwhile
+        return Change([resumed_event(tail.control, by)])
+
+    _, decided = record_change(store, execution_id, record_resume)
+    if isinstance(decided, str) and decided in TERMINAL_STATES:
+        raise Conflict(f"Execution {execution_id} ended ({decided}) while it was being resumed")
+    if approving(paused):
         return f"Execution {execution_id} approved and resumed"
     return f"Execution {execution_id} resumed"

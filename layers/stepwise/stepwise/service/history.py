@@ -15,7 +15,7 @@ from stepwise.clock import now_iso
 from stepwise.errors import ExecutionNotFound
 from stepwise.identity import Caller
 from stepwise.models.events import Actor, Event, EventType, new_event
-from stepwise.models.records import Group
+from stepwise.models.records import Control, Group
 from stepwise.models.workflow import WorkflowDefinition
 from stepwise.store import Store
 from stepwise.store.history import SeqTaken
@@ -104,3 +104,17 @@ def ending(
     ``last`` (the terminal event is always the last event of an execution)."""
     ran = {each.nodeId for each in node_events if each.nodeId}
     return [*node_events, *skipped(store, execution_id, definition, ran), last]
+
+
+def approving(control: Control) -> bool:
+    """True when the run waits at an approval nobody gave yet (a resume then approves it)."""
+    active = control.activeNode
+    return bool(active and active.waitingFor == "approval" and not active.approvedBy)
+
+
+def resumed_event(control: Control, by: Actor) -> Event:
+    """``execution.resumed`` by ``by`` (naming the approval node run it approves, if it waits at one)."""
+    active = control.activeNode
+    if active and approving(control):
+        return event("execution.resumed", by=by, nodeId=active.nodeId, run=active.run)
+    return event("execution.resumed", by=by)

@@ -46,12 +46,16 @@ def _message(event: Event, label: Label) -> tuple[LogLevel, str] | None:
             return "info", f"Approved by {who}; execution resumed"
         case "execution.resumed":
             return "info", f"Execution resumed by {who}"
+        case "execution.restarted":
+            return "warning", f"Execution restarted as Step Functions run {event.runName}: {event.message}"
         case "execution.completed":
             return "info", "Execution completed"
         case "execution.failed":
             return "error", f"Execution failed: {event.error}"
         case "execution.canceled":
             return "info", f"Execution canceled by {who}"
+        case "node.started" if event.startedAt:
+            return "warning", f"Node started again: {label(event.nodeId or '')}, run {event.run} (same run)"
         case "node.started":
             return "info", f"Node started: {label(event.nodeId or '')}, run {event.run}"
         case "node.completed":

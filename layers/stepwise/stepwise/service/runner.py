@@ -21,11 +21,12 @@ from typing import Any
 from stepwise import stepfunctions
 from stepwise.clock import now_iso, parse_iso
 from stepwise.errors import ExecutionNotFound
-from stepwise.models.events import Event
-from stepwise.models.records import ActiveNode, Group
+from stepwise.models.events import Actor, Event
+from stepwise.models.records import ActiveNode, Control, Group
 from stepwise.models.workflow import WorkflowDefinition
 from stepwise.nodes import REGISTRY
-from stepwise.service.history import Change, ending, event, record_change, tail_of
+from stepwise.service import claims
+from stepwise.service.history import Change, approving, ending, event, record_change, resumed_event, tail_of
 from stepwise.service.steps import CANCEL_POLL_SECONDS, Answer, NodeStep, StepLimits, answer
 from stepwise.service.variables import Values
 from stepwise.store import Store, terminal
@@ -38,6 +39,7 @@ __all__ = [
     "approval_timeout",
     "fail",
     "pause",
+    "resumed",
     "start",
     "step",
 ]
@@ -83,6 +85,26 @@ def _unfinished_wait(active: ActiveNode) -> Answer | None:
     return None
 
 
+def _park_again(control: Control) -> Answer:
+    """The answer that parks a PAUSED run again: an approval keeps what is left of its timeout."""
+    active = control.activeNode
+    if active and approving(control) and active.seconds:
+        remaining = parse_iso(active.startedAt).timestamp() + active.seconds - time.time()
+        return answer("approval", timeout_seconds=max(1, math.ceil(remaining)))
+    return answer("pause")
+
+
+def _take_over(store: Store, current: NodeStep, definition: WorkflowDefinition, active: ActiveNode) -> Answer | None:
+    """Run again, as the same run, a node whose invocation stopped mid-call (None: the log moved on first)."""
+    node = definition.node(active.nodeId)
+    current.owner = _owner(store, current.execution_id)
+    current.log(node.id, active.run)("warning", claims.TAKEN_OVER)
+    if not current.claim(node, active.run, started_at=active.startedAt):
+        current.take_logs()
+        return None
+    return current.run_node(node, active.run, active.startedAt)
+
+
 def step(
     store: Store,
     step_limits: StepLimits,
@@ -105,8 +127,8 @@ def step(
         if terminal(control.state):
             return answer("ended")
         if control.state == "PAUSED":
-            # A retried invocation after the pause was recorded: park again (pause() keeps the newest token).
-            return answer("pause")
+            # A retried invocation, or a new run the reconciler started: park again (pause() keeps the newest token).
+            return _park_again(control)
         if control.state != "RUNNING":
             raise RuntimeError(f"execution {execution_id} is {control.state}; expected RUNNING")
         definition = _definition(store, tail)
@@ -114,6 +136,18 @@ def step(
             store, step_limits, execution_id, tail, definition, values=values or Values(), time_left_ms=time_left_ms
         )
         active = control.activeNode
+        if active and not active.waitingFor:
+            # A node run in flight: another invocation still calls out for it, or it died doing so.
+            settled = claims.settle(store, execution_id, tail, time_left_ms)
+            if isinstance(settled, Group):
+                tail = settled
+                continue
+            if settled == claims.STEP_AGAIN:
+                return answer("continue")
+            if (taken := _take_over(store, current, definition, active)) is not None:
+                return taken
+            tail = current.tail
+            continue
         if active and active.waitingFor:
             return _unfinished_wait(active) or current.finish_waiting(active)
         if control.pauseRequested:
@@ -164,7 +198,28 @@ def pause(store: Store, execution_id: str, task_token: str) -> None:
         # A retried pause task: the state machine now waits on this newer token (its pause still being recorded).
         store.project(execution_id, tail, task_token=task_token)
     elif decided == "go on":
+        # Not paused (a withdrawn pause request, or an approval given already): the task releases itself.
         stepfunctions.resume(task_token, {})
+
+
+def resumed(store: Store, execution_id: str, by: Actor | None) -> Answer:
+    """The pause task ended with SendTaskSuccess: record the resume (unless resume recorded it first) and go on.
+
+    ``by`` is who resumed, as the resume sent it; None when the task released itself (nothing was paused).
+    """
+
+    def decide(tail: Group) -> Change | Answer:
+        control = tail.control
+        if terminal(control.state):
+            return answer("ended")
+        if control.state != "PAUSED":
+            return answer("continue")
+        if by is None:
+            return _park_again(control)  # nobody resumed it: a pause is never lifted without someone
+        return Change([resumed_event(control, by)])
+
+    _, decided = record_change(store, execution_id, decide, repair=False)
+    return answer("continue") if isinstance(decided, Change) else decided
 
 
 def approval_timeout(store: Store, execution_id: str) -> Answer:
@@ -199,16 +254,20 @@ def _error_text(error: dict[str, Any]) -> str:
     return f"{error.get('Error') or 'Error'}: {cause[:1000]}".rstrip(": ")
 
 
-def fail(store: Store, execution_id: str, error: dict[str, Any]) -> Answer:
+def fail(store: Store, execution_id: str, error: dict[str, Any], *, run_name: str | None = None) -> Answer:
     """The state machine caught an error it could not retry: record FAILED with it (unless already ended).
 
-    The step that failed may have died between a group and its projections: they are written again first.
+    ``run_name``: the Step Functions run that ended (the backstop rule's event); a run the reconciler replaced
+    since changes nothing. The step that failed may have died between a group and its projections: they are
+    written again first.
     """
     message = _error_text(error)
 
     def decide(tail: Group) -> Change | Answer:
         if terminal(tail.control.state):
             return answer("ended")
+        if run_name is not None and run_name != stepfunctions.run_name(execution_id, tail.control.restarts):
+            return answer("ended")  # an older run, which the reconciler replaced: the current one goes on
         active = tail.control.activeNode
         where = f" at node '{active.nodeId}'" if active else ""
         node_events: list[Event] = []
@@ -216,7 +275,8 @@ def fail(store: Store, execution_id: str, error: dict[str, Any]) -> Answer:
             node_events.append(
                 event("node.failed", nodeId=active.nodeId, run=active.run, startedAt=active.startedAt, error=message)
             )
-        definition = _definition(store, tail)
+        # A version that no longer exists (the reconciler fails such executions) only skips no nodes.
+        definition = store.get_workflow_version(tail.control.workflowId, tail.control.workflowVersion)
         last = event("execution.failed", error=f"Execution failed{where}: {message}")
         return Change(ending(store, execution_id, definition, node_events, last))
 

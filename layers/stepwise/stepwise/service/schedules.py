@@ -216,7 +216,8 @@ def fire(store: Store, runs: executions.Runs, group: str, delivery: ScheduleDeli
     ``group`` is the stack's Scheduler group, where a schedule that can no longer run is disabled.
 
     A missing workflow or schedule record disables the Scheduler schedule (retrying would not help);
-    a disabled record skips the tick; a repeated tick answers ``duplicate``. Only AWS faults raise, so
+    a disabled record skips the tick; a repeated tick answers ``duplicate`` (having started the execution's run
+    if the delivery that recorded it died before it did). Only AWS faults raise, so
     Scheduler retries them and, past its retry policy, sends the tick to the dead-letter queue.
     """
     schedule_id = delivery.scheduleId
@@ -232,9 +233,9 @@ def fire(store: Store, runs: executions.Runs, group: str, delivery: ScheduleDeli
         logger.info(f"Schedule {schedule_id} is disabled; tick skipped", extra={"schedule_id": schedule_id})
         return FireResult(outcome="skipped", scheduleId=schedule_id, reason="the schedule is disabled")
     execution_id = execution_id_for(delivery)
-    if store.get_execution(execution_id) is not None:
-        logger.info(f"Tick already started {execution_id}", extra={"schedule_id": schedule_id})
-        return FireResult(outcome="duplicate", scheduleId=schedule_id, executionId=execution_id)
+    # A tick delivered again still goes through launch: it starts the run of an execution that a delivery which
+    # died between the record and StartExecution left PENDING.
+    repeated = store.get_execution(execution_id) is not None
     try:
         executions.launch(
             store,
@@ -255,6 +256,9 @@ def fire(store: Store, runs: executions.Runs, group: str, delivery: ScheduleDeli
         return FireResult(outcome="failed", scheduleId=schedule_id, reason=str(error))
     except ExecutionExists:
         # Two deliveries of one tick at once: the other one created the execution record first.
+        return FireResult(outcome="duplicate", scheduleId=schedule_id, executionId=execution_id)
+    if repeated:
+        logger.info(f"Tick already started {execution_id}", extra={"schedule_id": schedule_id})
         return FireResult(outcome="duplicate", scheduleId=schedule_id, executionId=execution_id)
     logger.info(f"Schedule {schedule_id} started {execution_id}", extra={"schedule_id": schedule_id})
     return FireResult(outcome="started", scheduleId=schedule_id, executionId=execution_id)

@@ -29,6 +29,7 @@ from stepwise.models.workflow import NodeDefinition, WorkflowDefinition
 from stepwise.nodes import REGISTRY
 from stepwise.nodes.base import CallDefaults, NodeContext, NodeFailed, Outcome
 from stepwise.observability import logger
+from stepwise.service import claims
 from stepwise.service.history import MAX_TRIES, ending, event
 from stepwise.service.variables import ExecutionVariables, Values
 from stepwise.store import Store
@@ -113,6 +114,8 @@ class NodeStep:
         self.pending_lock = threading.Lock()
         # A node that calls out is claimed (its node.started appended) before it runs; others are not.
         self.claimed = False
+        # Which invocation this is, in the claim (stepwise.service.claims).
+        self.claim_id = ""
 
     # --- appending -------------------------------------------------------------------------------
 
@@ -163,6 +166,7 @@ class NodeStep:
         return NodeContext(
             execution_id=self.execution_id,
             node_id=node.id,
+            run=run,
             owner=self.owner,
             variables=self.variables,
             calls=self.step_limits.calls,
@@ -174,9 +178,14 @@ class NodeStep:
             read_secret=secrets.read_credential,
         )
 
-    def claim(self, node: NodeDefinition, run: int) -> bool:
-        """Append the node's start before it calls out; False when the execution moved on first."""
-        self.claimed = self.append([event("node.started", nodeId=node.id, run=run)])
+    def claim(self, node: NodeDefinition, run: int, *, started_at: str | None = None) -> bool:
+        """Append the node's start, claimed by this invocation, before it calls out; False when the execution moved
+        on first. ``started_at``: a run taken over (started again) keeps the time it first started."""
+        self.claim_id, until = claims.new_claim(self.time_left_ms)
+        fields: dict[str, Any] = {"claim": self.claim_id, "claimUntil": until}
+        if started_at is not None:
+            fields["startedAt"] = started_at
+        self.claimed = self.append([event("node.started", nodeId=node.id, run=run, **fields), *self.take_logs()])
         return self.claimed
 
     def run_node(self, node: NodeDefinition, run: int, started_at: str) -> Answer:
@@ -185,7 +194,7 @@ class NodeStep:
         try:
             config = node_type.config_model.model_validate(node.config)
             if node_type.calls_out:
-                outcome = self._call_out(lambda stop: node_type.run(config, self.context(node, run, stop)))
+                outcome = self._call_out(run, lambda stop: node_type.run(config, self.context(node, run, stop)))
             else:
                 outcome = node_type.run(config, self.context(node, run, lambda: False))
         except Discarded:
@@ -200,8 +209,9 @@ class NodeStep:
             return self.wait(node, run, started_at, outcome)
         return self.complete(node, run, started_at, outcome, int((time.monotonic() - begun) * 1000))
 
-    def _call_out(self, work: Callable[[Callable[[], bool]], Outcome]) -> Outcome:
-        """Run a node that calls out in a worker thread, so a cancel is noticed while it waits."""
+    def _call_out(self, run: int, work: Callable[[Callable[[], bool]], Outcome]) -> Outcome:
+        """Run a node that calls out in a worker thread, so a cancel, or a takeover of its run by another
+        invocation, is noticed while it waits: the call is then told to stop (no further attempt)."""
         stop = threading.Event()
         result: list[Outcome] = []
         failure: list[BaseException] = []
@@ -224,8 +234,10 @@ class NodeStep:
                 if waited >= LOG_FLUSH_SECONDS:
                     self.flush_logs()
                     waited = 0.0
-                # The poll reads only the EXECUTION item: one small item, whatever the variables weigh.
-                if self.store.execution_state(self.execution_id) != "RUNNING":
+                # The poll reads only the newest group: one small item (the claim's, or a log flush's, or a
+                # cancel's), whatever the variables weigh. The run must still be this invocation's own.
+                newest = self.store.tail(self.execution_id)
+                if newest is None or not claims.owns(newest.control, run, self.claim_id):
                     raise Discarded
                 if self.time_left_ms and self.time_left_ms() < TIME_MARGIN_MS:
                     raise NodeFailed("ran out of time: the call outlasted the node runner's time limit")
@@ -336,8 +348,10 @@ class NodeStep:
         if newest is None or newest.control.state not in ("RUNNING", "PAUSED"):
             return answer("ended")
         go_on = answer("continue") if newest.control.state == "RUNNING" else answer("pause")
-        if not self.claimed:
-            # An unclaimed run shares its number with the winner's run of the same node: leave that one be.
+        active = newest.control.activeNode
+        if not self.claimed or (active is not None and active.run == run):
+            # An unclaimed run shares its number with the winner's run of the same node, and a run taken over is
+            # the newer invocation's now: leave that one be.
             return go_on
         self.tail = newest
         superseded = event("node.failed", nodeId=node.id, run=run, startedAt=started_at, error=SUPERSEDED)

@@ -13,17 +13,21 @@ is when the run was asked for: a scheduled tick's id carries the tick's time, an
 up to an hour late (``schedules.MAX_EVENT_AGE_SECONDS``), so the id range starts ``LATE_START`` earlier and
 a filter on ``startedAt`` keeps exactly the runs started in the range. Executions written before ``GSI2``
 existed have no ``GSI2`` key: ``stepwise.store.migrations`` adds it.
+
+An execution that has not ended is also listed by its state in ``GSI3`` (``STATE#<state>`` / id, keys only),
+which the reconciler reads (:meth:`ExecutionStore.unfinished`); its end removes it from there, so that index
+holds only the executions in flight.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from stepwise import ids
-from stepwise.clock import iso
+from stepwise.clock import iso, now
 from stepwise.models.events import Event
 from stepwise.models.execution import TERMINAL_STATES
 from stepwise.models.records import Control, ExecutionRecord, Group
@@ -100,6 +104,13 @@ def index_keys(owner: str, workflow_id: str, execution_id: str) -> dict[str, str
     }
 
 
+def state_keys(execution_id: str, state: str) -> dict[str, str | None]:
+    """The ``GSI3`` keys of an execution in ``state``: by state while it runs, none once it ended (None: removed)."""
+    if state in TERMINAL_STATES:
+        return {"GSI3PK": None, "GSI3SK": None}
+    return {"GSI3PK": f"STATE#{state}", "GSI3SK": execution_id}
+
+
 def execution_record(item: Mapping[str, Any]) -> ExecutionRecord:
     """The record an execution item (plain values) holds."""
     return ExecutionRecord.model_validate(item)
@@ -163,6 +174,7 @@ class ExecutionStore(HistoryStore, ValueStore):
 
     def _project_summary(self, execution_id: str, group: Group) -> None:
         item = {**_summary_item(execution_id, group), **_state_fields(group.control), "seq": group.last}
+        item.update((name, value) for name, value in state_keys(execution_id, group.control.state).items() if value)
         if group.control.state in TERMINAL_STATES:
             item["expiresAt"] = self.expires_at()
         try:
@@ -171,7 +183,11 @@ class ExecutionStore(HistoryStore, ValueStore):
             return  # a later group's projection is there already
 
     def _project_state(self, execution_id: str, group: Group, task_token: str | None) -> None:
-        fields: dict[str, Any] = {**_state_fields(group.control), "seq": group.last}
+        fields: dict[str, Any] = {
+            **_state_fields(group.control),
+            **state_keys(execution_id, group.control.state),
+            "seq": group.last,
+        }
         if group.control.state in TERMINAL_STATES:
             fields["expiresAt"] = self.expires_at()
         if task_token:
@@ -220,6 +236,38 @@ class ExecutionStore(HistoryStore, ValueStore):
         """Just the state (the cheap read a node in flight makes to notice a cancel: one small item)."""
         item = self.get(execution_key(execution_id), EXECUTION, consistent=True, names=_STATE)
         return str(item["state"]) if item else None
+
+    def unfinished(self, state: str) -> Iterator[str]:
+        """The ids of the executions in ``state`` (PENDING, RUNNING or PAUSED), oldest first, page by page.
+
+        Read from ``GSI3`` (eventually consistent): a caller decides on each execution's log, not on this.
+        """
+        return (str(item["GSI3SK"]) for item in self.query_index("GSI3", f"STATE#{state}"))
+
+    def reserve_execution_id(self, key: str, execution_id: str, fingerprint: str, ttl_seconds: int) -> str:
+        """The execution id a start with this idempotency ``key`` runs: ``execution_id`` for the first, the first's
+        for any repeat (a retry after the first died between its record and its state machine run).
+
+        ``fingerprint`` (of what the start asked for) must match the first's: else ``ConditionFailed``.
+        """
+        moment = int(now().timestamp())
+        item = {
+            "PK": f"START#{key}",
+            "SK": "START",
+            "executionId": execution_id,
+            "fingerprint": fingerprint,
+            "expiresAt": moment + ttl_seconds,
+        }
+        # DynamoDB deletes expired items late: one past its time counts as gone.
+        condition = "attribute_not_exists(PK) OR expiresAt < :now"
+        try:
+            self.put(Put(item, condition=condition, values={":now": moment}))
+        except ConditionFailed as taken:
+            first = self.get(f"START#{key}", "START", consistent=True)
+            if first is None or first["fingerprint"] != fingerprint:
+                raise taken
+            return str(first["executionId"])
+        return execution_id
 
     def find_executions(
         self, query: ExecutionQuery, limit: int, cursor: str | None

@@ -92,7 +92,7 @@ def _storage_call() -> Iterator[None]:
 
 
 class Table:
-    """One DynamoDB table (``PK``/``SK``, the ``GSI1`` and ``GSI2`` indexes); ``retention_days`` sets the items' TTL.
+    """One DynamoDB table (``PK``/``SK``, indexes ``GSI1`` to ``GSI3``); ``retention_days`` sets the items' TTL.
 
     ``retention_days`` 0 writes no ``expiresAt`` (items are kept); the composition root passes the configured days.
     ``client`` defaults to the process's DynamoDB client.
@@ -251,6 +251,22 @@ class Table:
             yield from (decode(item) for item in items)
             if left is not None:
                 left -= len(items)
+            if not answer.get("LastEvaluatedKey"):
+                return
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def query_index(self, index: str, partition: str) -> Iterator[dict[str, Any]]:
+        """Every item of one partition of ``index`` (keyed ``<index>PK``), in sort key order, page by page."""
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{index}PK = :pk",
+            "ExpressionAttributeValues": encode({":pk": partition}),
+        }
+        while True:
+            with _storage_call():
+                answer = self.client.query(**request)
+            yield from (decode(item) for item in answer.get("Items", []))
             if not answer.get("LastEvaluatedKey"):
                 return
             request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]

@@ -113,7 +113,10 @@ class ValueStore(Table):
                 "nodeId": node_id,
                 "run": run,
                 "state": {"node.completed": "COMPLETED", "node.failed": "FAILED"}.get(last.type, "RUNNING"),
-                "startedAt": events[0].at if events[0].type == "node.started" else last.startedAt,
+                # A run taken over (node.started again, same run) keeps the time it first started.
+                "startedAt": (events[0].startedAt or events[0].at)
+                if events[0].type == "node.started"
+                else last.startedAt,
                 "completedAt": last.at if last.type in ("node.completed", "node.failed") else None,
                 "error": last.error,
                 "output": to_json(shown_output(last, execution_id)) if last.type == "node.completed" else None,
