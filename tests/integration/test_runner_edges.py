@@ -165,7 +165,10 @@ def test_a_retried_pause_task_keeps_the_newest_token(api: Any, monkeypatch: pyte
     record = store.get_execution(execution_id)
     assert record.state == "PAUSED"
     assert record.taskToken == "token-2"
-    assert runner.step(store, step_limits, execution_id)["status"] == "pause"
+    # and a step that comes again parks it again, with what is left of the approval's timeout
+    again = runner.step(store, step_limits, execution_id)
+    assert again["status"] == "approval"
+    assert 1 <= again["timeoutSeconds"] <= 60
 
 
 def test_a_node_that_raises_unexpectedly_fails_by_name(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -437,14 +437,44 @@ def test_a_repeated_delivery_starts_one_execution(api: Any, aws: Any, monkeypatc
     again = deliver(aws, schedule_id, "2031-01-06T09:00:00Z", attempt=2)
     next_tick = deliver(aws, schedule_id, "2031-01-06T09:05:00Z")
 
-    # Then the retry started nothing: one execution per tick
+    # Then the retry recorded nothing: one execution per tick (the retry of a tick whose execution is still PENDING
+    # asks again for that execution's run, by its name: Step Functions starts one run per name)
     assert first["outcome"] == "started"
     assert again == {**first, "outcome": "duplicate"}
     assert next_tick["outcome"] == "started"
-    assert started == [first["executionId"], next_tick["executionId"]]
+    assert set(started) == {first["executionId"], next_tick["executionId"]}
     listed = api.get(f"/api/workflows/{workflow_id}/executions").body["data"]
-    assert sorted(row["id"] for row in listed) == sorted(started)
+    assert sorted(row["id"] for row in listed) == sorted(set(started))
     assert {row["startedBy"] for row in listed} == {f"schedule:{schedule_id}"}
+
+
+def test_a_tick_whose_delivery_died_before_its_run_started_is_started_by_the_retry(
+    api: Any, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepwise import stepfunctions
+
+    # Given a delivery that dies between the execution's record and StartExecution (a Lambda that crashed)
+    real_start = stepfunctions.start
+
+    def crash(arn: str, name: str) -> None:
+        monkeypatch.setattr(stepfunctions, "start", real_start)
+        raise RuntimeError("the scheduler function died here")
+
+    monkeypatch.setattr(stepfunctions, "start", crash)
+    workflow_id = create_workflow(api)
+    schedule_id = create_schedule(api, workflow_id)["id"]
+    with pytest.raises(AssertionError, match="the scheduler function died here"):
+        deliver(aws, schedule_id, "2031-01-06T09:00:00Z")
+    (pending,) = api.get(f"/api/workflows/{workflow_id}/executions").body["data"]
+    assert pending["state"] == "PENDING"
+
+    # When Scheduler retries the tick
+    again = deliver(aws, schedule_id, "2031-01-06T09:00:00Z", attempt=2)
+
+    # Then the retry starts that execution's run (no new execution), and it completes
+    assert again == {"outcome": "duplicate", "scheduleId": schedule_id, "executionId": pending["id"], "reason": None}
+    assert wait_for_end(api, aws, pending["id"])["state"] == "COMPLETED"
+    assert len(api.get(f"/api/workflows/{workflow_id}/executions").body["data"]) == 1
 
 
 def test_a_deleted_workflows_schedule_disables_itself(api: Any, aws: Any) -> None:

@@ -68,6 +68,8 @@ class ScriptedNodeRunner:
             raise RuntimeError("the store is down too")
         if event["action"] in ("pause", "fail"):
             return answer("continue")  # ignored: both tasks have ResultPath null
+        if event["action"] == "resumed":
+            return answer("continue")  # the pause task ended with SendTaskSuccess: go on
         step = self.script.pop(0)
         if isinstance(step, Exception):
             raise step
@@ -197,7 +199,8 @@ def test_a_run_through_every_kind_of_step_succeeds(loop: Loop) -> None:
     # When the execution runs and the test resumes the pause with the token the double received
     execution_arn = loop.start(double, "exe_every_step")
     pause = double.wait_for_call("pause")
-    loop.sfn.send_task_success(taskToken=pause["taskToken"], output=json.dumps({"resumedBy": "test"}))
+    resumed_by = {"resumedBy": {"sub": "u1", "name": "Ada"}}
+    loop.sfn.send_task_success(taskToken=pause["taskToken"], output=json.dumps(resumed_by))
     described = loop.wait_until_done(execution_arn)
 
     # Then the node runner saw the contract's actions in order and the execution succeeded
@@ -208,18 +211,21 @@ def test_a_run_through_every_kind_of_step_succeeds(loop: Loop) -> None:
         "step",
         "step",
         "pause",
+        "resumed",
         "step",
         "pause",
         "approvalTimeout",
         "step",
     ]
+    # The pause task's output (who resumed) reaches the node runner, which records it
+    assert double.wait_for_call("resumed")["resume"] == resumed_by
     approval = double.wait_for_call("pause", occurrence=2)
     assert approval["taskToken"]
     assert approval["taskToken"] != pause["taskToken"]
     assert all(call["executionId"] == "exe_every_step" for call in double.calls)
     # The Wait (SecondsPath) and the approval's timeout (TimeoutSecondsPath) really took their second.
     after_delay = double.call_times[3] - double.call_times[2]
-    approval_wait = double.call_times[7] - double.call_times[6]
+    approval_wait = double.call_times[8] - double.call_times[7]
     assert after_delay >= 0.9
     assert approval_wait >= 0.9
     # Two state transitions per node in the normal loop: RunNode -> Route -> RunNode.
@@ -234,6 +240,8 @@ def test_a_run_through_every_kind_of_step_succeeds(loop: Loop) -> None:
         "RunNode",
         "Route",
         "Pause",
+        "Resumed",
+        "Route",
         "RunNode",
         "Route",
         "AwaitApproval",
