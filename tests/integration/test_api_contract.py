@@ -195,6 +195,36 @@ def test_a_retried_start_with_the_same_idempotency_key_returns_the_first_executi
     assert len(listing) == 2
 
 
+def test_a_start_that_died_before_its_run_started_is_started_by_a_retry_with_the_same_key(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepwise import stepfunctions
+
+    # Given a start that dies between the execution's record and StartExecution (the API function crashed)
+    real_start = stepfunctions.start
+
+    def crash(arn: str, name: str) -> None:
+        monkeypatch.setattr(stepfunctions, "start", real_start)
+        raise RuntimeError("the API function died here")
+
+    monkeypatch.setattr(stepfunctions, "start", crash)
+    workflow_id = create_workflow(api)
+    headers = {"Idempotency-Key": "order-45"}
+    first = api.post(f"/api/workflows/execute/{workflow_id}", headers=headers, json_body={"variables": {"n": 1}})
+    assert first.status == 500
+    (pending,) = api.get(f"/api/workflows/{workflow_id}/executions").body["data"]
+    assert pending["state"] == "PENDING"
+
+    # When the client retries with the same key
+    again = api.post(f"/api/workflows/execute/{workflow_id}", headers=headers, json_body={"variables": {"n": 1}})
+
+    # Then it gets that execution, whose run now starts and completes: no second execution
+    assert again.status == 202, again.body
+    assert again.body["data"]["executionId"] == pending["id"]
+    assert wait_for_state(api, pending["id"], {"COMPLETED", "FAILED"})["state"] == "COMPLETED"
+    assert len(api.get(f"/api/workflows/{workflow_id}/executions").body["data"]) == 1
+
+
 def test_an_idempotency_key_reused_with_other_variables_is_409(api: Any) -> None:
     workflow_id = create_workflow(api)
     headers = {"Idempotency-Key": "order-44"}

@@ -76,3 +76,29 @@ def test_http_errors_never_show_the_query_string(server: AgentServer) -> None:
     with pytest.raises(NodeFailed) as failure:
         run_node("httpRequest", {"url": server.url + "/nope?token=s3cret"}, ctx)
     assert "s3cret" not in str(failure.value)
+
+
+# --- Idempotency-Key: <executionId>:<nodeId>:<run> on every call out ----------------------------------------
+
+
+def test_every_attempt_of_an_agent_call_carries_the_node_runs_idempotency_key(server: AgentServer) -> None:
+    # Given an agent that fails once (a retried attempt) and whose definition sets a key of its own
+    server.script("/agent", Reply(status=503, json={}), Reply(json={"ok": True}))
+    agent = agent_at(server.url + "/agent").model_copy(update={"headers": {"idempotency-key": "fixed"}})
+    ctx, _ = node_context(VARIABLES, agent)
+
+    run_node("agentTask", {"agentId": "ag_x", "prompt": "hi"}, ctx)
+
+    # Then both attempts carried the node run's key, not the agent's fixed one (which would make every run one call)
+    assert [request.header("Idempotency-Key") for request in server.requests] == ["exe_x:node:1", "exe_x:node:1"]
+
+
+def test_an_http_request_carries_the_node_runs_key_unless_its_author_set_one(server: AgentServer) -> None:
+    server.script("/h", Reply(status=500, json={}), Reply(json={}))
+    ctx, _ = node_context(VARIABLES)
+
+    run_node("httpRequest", {"url": server.url + "/h"}, ctx)
+    run_node("httpRequest", {"url": server.url + "/h", "headers": {"IDEMPOTENCY-KEY": "order-${n}"}}, ctx)
+
+    keys = [request.header("Idempotency-Key") for request in server.requests]
+    assert keys == ["exe_x:node:1", "exe_x:node:1", "order-2.5"]

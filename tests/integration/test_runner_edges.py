@@ -194,7 +194,7 @@ def test_a_node_that_raises_unexpectedly_fails_by_name(api: Any, monkeypatch: py
     assert execution["nodeStates"]["calc"]["state"] == "FAILED"
 
 
-def test_a_step_that_lost_a_race_to_a_retry_carries_on_from_the_record(
+def test_a_step_whose_run_was_taken_over_drops_its_result_and_carries_on_from_the_record(
     api: Any, agent_server: AgentServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner, step_limits, store = _runner_parts()
@@ -209,28 +209,33 @@ def test_a_step_that_lost_a_race_to_a_retry_carries_on_from_the_record(
     }
     execution_id = pending_execution(api, monkeypatch, definition)
     runner.start(store, execution_id)
-    # Given another invocation of the same step claimed the node again while this one ran it
+    # Given another invocation of the same step took the node run over while this one ran it
     from stepwise.service.history import event
 
     original_commit = store.commit
 
-    def moved_on(execution_id: str, after: Any, events: Any, control: Any, **kwargs: Any) -> Any:
+    def taken_over(execution_id: str, after: Any, events: Any, control: Any, **kwargs: Any) -> Any:
         if any(each.type == "node.completed" for each in events):
             monkeypatch.setattr(store, "commit", original_commit)
-            again = event("node.started", nodeId="ask", run=after.control.nodeRuns + 1)
+            active = after.control.activeNode
+            again = event(
+                "node.started", nodeId="ask", run=active.run, claim="other", claimUntil="2999-01-01T00:00:00Z"
+            )
             original_commit(execution_id, after, [again], after.control.after([again]))
         return original_commit(execution_id, after, events, control, **kwargs)
 
-    monkeypatch.setattr(store, "commit", moved_on)
+    monkeypatch.setattr(store, "commit", taken_over)
 
     answer = runner.step(store, step_limits, execution_id)
 
-    # Then it does not claim a cancel that never happened; the loop goes on from the record
+    # Then it records nothing (the run is the other invocation's now) and the loop goes on from the record
     assert answer["status"] == "continue"
     execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
     assert execution["state"] == "RUNNING"
-    assert not any("canceled" in line["message"] for line in execution["logs"])
-    assert any("superseded by a retry" in line["message"] for line in execution["logs"])
+    assert execution["nodeStates"]["ask"]["state"] == "RUNNING"
+    assert "ask" not in execution["variables"]
+    events = api.get(f"/api/workflows/execute/{execution_id}/events").body["data"]["events"]
+    assert [e["type"] for e in events if e.get("nodeId") == "ask"] == ["node.started", "node.started"]
 
 
 def test_a_repeated_start_of_a_pending_execution_starts_it(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,8 +7,8 @@ changed (the variables it set, its node run). A node that calls out is claimed f
 
 Every append is conditional on the newest group as this step knows it (:mod:`stepwise.store.history`). When
 another writer appended first, the step reads the newest group again: if the execution is where the step left
-it (same state, node, run: only a pause request or a withdrawal came in), the same events go on top of it;
-otherwise the result is discarded (a cancel won, or a retried invocation of this step moved the run on).
+it (same state, node, run and claim: only a pause request or a withdrawal came in), the same events go on top of
+it; otherwise the result is discarded (a cancel won, or a retried invocation of this step took the run over).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from stepwise import limits, secrets
 from stepwise.clock import parse_iso
 from stepwise.interpolation import InterpolationError
 from stepwise.models.events import ALL_SET, Event
-from stepwise.models.execution import TERMINAL_STATES, LogLevel
+from stepwise.models.execution import LogLevel
 from stepwise.models.records import ActiveNode, Control, Group
 from stepwise.models.workflow import NodeDefinition, WorkflowDefinition
 from stepwise.nodes import REGISTRY
@@ -43,7 +43,6 @@ LOG_FLUSH_SECONDS = 1.0
 # A node that calls out gives up this long before the node runner's own timeout, so it fails cleanly.
 TIME_MARGIN_MS = 10_000
 CANCELED = "canceled"
-SUPERSEDED = "superseded by a retry of the same step; result discarded"
 
 
 @dataclass(frozen=True)
@@ -74,9 +73,10 @@ class Discarded(Exception):
 
 
 def _position(control: Control) -> tuple[Any, ...]:
-    """Where the run is: a change elsewhere (a pause request, a withdrawal) leaves it where it was."""
+    """Where the run is, and which invocation holds the node run in flight: a change elsewhere (a pause request,
+    a withdrawal, a log flush) leaves it where it was; a takeover of the run by another invocation does not."""
     active = control.activeNode
-    return (control.state, control.cursor, control.nodeRuns, active.run if active else None)
+    return (control.state, control.cursor, control.nodeRuns, active.run if active else None, active and active.claim)
 
 
 def _output_from(outcome: Outcome) -> str | None:
@@ -338,34 +338,20 @@ class NodeStep:
         return answer("failed")
 
     def discard(self, node: NodeDefinition, run: int, started_at: str) -> Answer:
-        """The execution changed under the node: its result is dropped, and the log says what comes next.
+        """The execution changed under the node: its result is dropped, nothing is appended, and the state machine
+        carries on from the log.
 
-        Ended (a cancel, which recorded this node run as canceled itself): nothing more is appended. Still
-        RUNNING (or PAUSED): a retried invocation of this step moved the execution on; a claimed run is
-        recorded as superseded and the state machine carries on from the log.
+        Ended (a cancel, which recorded this node run as canceled itself): ``ended``. Still RUNNING (or PAUSED):
+        another invocation of this step took the node run over (:mod:`stepwise.service.claims`) and records it,
+        or moved the execution on; the answer says to go on from the log.
         """
         newest = self.store.tail(self.execution_id)
         if newest is None or newest.control.state not in ("RUNNING", "PAUSED"):
             return answer("ended")
-        go_on = answer("continue") if newest.control.state == "RUNNING" else answer("pause")
-        active = newest.control.activeNode
-        if not self.claimed or (active is not None and active.run == run):
-            # An unclaimed run shares its number with the winner's run of the same node, and a run taken over is
-            # the newer invocation's now: leave that one be.
-            return go_on
-        self.tail = newest
-        superseded = event("node.failed", nodeId=node.id, run=run, startedAt=started_at, error=SUPERSEDED)
-        for _ in range(MAX_TRIES):
-            if self.tail.control.state in TERMINAL_STATES:
-                return answer("ended")
-            events = [*self.take_logs(), superseded]
-            try:
-                self.tail = self.store.commit(self.execution_id, self.tail, events, self.tail.control.after(events))
-            except SeqTaken:
-                self.tail = self.store.tail(self.execution_id) or self.tail
-                continue
-            break
-        return go_on
+        logger.info(
+            "node run superseded; its result is dropped", extra={"node_id": node.id, "run": run, "at": started_at}
+        )
+        return answer("continue") if newest.control.state == "RUNNING" else answer("pause")
 
     def finish_waiting(self, active: ActiveNode) -> Answer:
         """The delay is over, or the approval was given: the node completes (its time counts the wait)."""
