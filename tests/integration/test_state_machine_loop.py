@@ -341,6 +341,37 @@ def test_lambda_throttling_is_retried(loop: Loop) -> None:
     assert double.actions == ["start", "step", "step"]
 
 
+# How Step Functions names an invocation that ran out of memory, or out of time.
+LambdaUnknown = type("Lambda.Unknown", (Exception,), {})
+SandboxTimedOut = type("Sandbox.Timedout", (Exception,), {})
+
+
+@pytest.mark.parametrize("died", [LambdaUnknown, SandboxTimedOut])
+def test_a_step_whose_invocation_died_is_retried(loop: Loop, died: type[Exception]) -> None:
+    # Given a node runner whose step invocation dies once (out of memory, or out of time), then goes on
+    double = ScriptedNodeRunner(script=[answer("continue"), died("the invocation died"), answer("done")])
+
+    # When the execution runs
+    described = loop.wait_until_done(loop.start(double, f"exe_died_{died.__name__.replace('.', '_')}"))
+
+    # Then the step is run again (not recorded as the execution's failure) and the execution succeeds
+    assert described["status"] == "SUCCEEDED"
+    assert double.actions == ["start", "step", "step"]
+    assert double.calls[2]["retryCount"] == 1
+
+
+def test_an_approval_that_times_out_is_not_retried(loop: Loop) -> None:
+    # Given an approval with a 1 s timeout that nobody gives
+    double = ScriptedNodeRunner(script=[answer("continue"), answer("approval", timeout_seconds=1), answer("failed")])
+
+    # When the execution runs
+    described = loop.wait_until_done(loop.start(double, "exe_approval_times_out"))
+
+    # Then its timeout goes to ApprovalTimedOut at once, not to a second wait
+    assert described["status"] == "FAILED"
+    assert double.actions == ["start", "step", "pause", "approvalTimeout"]
+
+
 def test_a_direct_invoke_is_routed_and_errors_look_like_lambda_errors(loop: Loop) -> None:
     # Given a double registered for an execution, answering once and then raising
     loop.doubles["exe_direct"] = ScriptedNodeRunner(script=[answer("done"), ValueError("bad node")])
