@@ -241,7 +241,6 @@ def test_an_execution_that_ends_while_the_reconciler_looks_at_it_is_never_touche
     # Given the owner cancels it while the reconciler asks Step Functions about its run
     def canceled_meanwhile(arn: str, name: str) -> None:
         assert api.delete(f"/api/workflows/execute/{execution_id}").status == 200
-        return None
 
     monkeypatch.setattr(stepfunctions, "status", canceled_meanwhile)
     before = events_of(api, execution_id)

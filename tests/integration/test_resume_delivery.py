@@ -37,13 +37,13 @@ def _parts() -> tuple[Any, Any, Any]:
     return runner, wired.step_limits, wired.store
 
 
-def _paused_at_the_approval(api: Any, monkeypatch: pytest.MonkeyPatch, token: str = "token-1") -> str:
-    """An execution the runner took to its approval, parked on ``token`` (no state machine run drives it)."""
+def _paused_at_the_approval(api: Any, monkeypatch: pytest.MonkeyPatch, task_token: str) -> str:
+    """An execution the runner took to its approval, parked on ``task_token`` (no state machine run drives it)."""
     runner, step_limits, store = _parts()
     execution_id = pending_execution(api, monkeypatch, APPROVAL)
     runner.start(store, execution_id)
     assert runner.step(store, step_limits, execution_id)["status"] == "pause"
-    runner.pause(store, execution_id, token)
+    runner.pause(store, execution_id, task_token)
     return execution_id
 
 
@@ -91,7 +91,7 @@ def test_a_resume_no_task_waits_for_is_refused_and_changes_nothing(
     from stepwise.service import executions
 
     monkeypatch.setattr(executions, "TOKEN_WAIT_SECONDS", 0.2)
-    execution_id = _paused_at_the_approval(api, monkeypatch)
+    execution_id = _paused_at_the_approval(api, monkeypatch, "token-1")
 
     # Given Step Functions answers that no task waits on the token any more
     def gone(token: str, output: dict[str, Any]) -> None:
