@@ -114,25 +114,35 @@ def test_a_resume_no_task_waits_for_is_refused_and_changes_nothing(
 def test_a_pause_task_retried_while_a_resume_was_on_its_way_is_resumed_with_its_new_token(
     api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stepwise import stepfunctions
+    from stepwise import aws
+    from stepwise.service import executions
 
     runner, step_limits, store = _parts()
     execution_id = _paused_at_the_approval(api, monkeypatch, "token-1")
+    # Given Step Functions ran the pause task again (a new token; the old task attempt is gone) just after the
+    # resume read the execution
+    real_record = executions.execution_record
+
+    def read_then_retried(*args: Any) -> Any:
+        record = real_record(*args)
+        monkeypatch.setattr(executions, "execution_record", real_record)
+        runner.pause(store, execution_id, "token-2")
+        return record
+
+    monkeypatch.setattr(executions, "execution_record", read_then_retried)
     delivered: list[str] = []
 
-    # Given Step Functions retried the pause task (new token) just as the resume read the old one
-    def send(token: str, output: dict[str, Any]) -> None:
-        if token == "token-1":
-            runner.pause(store, execution_id, "token-2")  # the retried task, parked on its own token
-            raise stepfunctions.TaskGone("that task attempt is gone", "TaskDoesNotExist")
-        delivered.append(token)
+    def send_task_success(taskToken: str, output: str) -> None:
+        if taskToken != "token-2":
+            raise ClientError({"Error": {"Code": "TaskDoesNotExist", "Message": "gone"}}, "SendTaskSuccess")
+        delivered.append(taskToken)
 
-    monkeypatch.setattr(stepfunctions, "resume", send)
+    monkeypatch.setattr(aws.stepfunctions(), "send_task_success", send_task_success)
 
     # When the owner resumes
     answer = api.post(f"/api/workflows/execute/{execution_id}/resume")
 
-    # Then the task the run waits on now is the one resumed: it does not stay parked on an approval it has
+    # Then the task the run waits on now is the one resumed: the run does not stay parked on an approval it has
     assert answer.status == 200, answer.body
     assert delivered == ["token-2"]
     assert api.get(f"/api/workflows/execute/{execution_id}").body["data"]["state"] == "RUNNING"
