@@ -280,3 +280,51 @@ def test_the_backstop_for_a_run_the_reconciler_replaced_changes_nothing(
     assert run_ended(f"{execution_id}-1")["status"] == "failed"
     execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
     assert execution["error"] == "Execution failed: StepFunctions.ABORTED: the Step Functions run ended ABORTED"
+
+
+def test_executions_in_flight_written_before_the_state_index_are_indexed_by_the_migration(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepwise import wiring
+    from stepwise.service import runner
+    from stepwise.store.migrations import index_everything
+
+    store = wiring.node_runner().store
+    # Given a RUNNING and a CANCELED execution written by an older stack (no GSI3 key)
+    running = pending_execution(api, monkeypatch, simple_workflow())
+    runner.start(store, running)
+    canceled = pending_execution(api, monkeypatch, simple_workflow())
+    api.delete(f"/api/workflows/execute/{canceled}")
+    for execution_id in (running, canceled):
+        store.client.update_item(
+            TableName=store.table,
+            Key={"PK": {"S": f"EXECUTION#{execution_id}"}, "SK": {"S": "EXECUTION"}},
+            UpdateExpression="REMOVE GSI3PK, GSI3SK",
+        )
+    assert list(store.unfinished("RUNNING")) == []
+
+    # When the migration runs (twice: the second finds nothing to do)
+    first, again = index_everything(store), index_everything(store)
+
+    # Then the reconciler finds the one in flight, and only it
+    assert (first.in_flight, again.in_flight) == (1, 0)
+    assert [list(store.unfinished(state)) for state in ("PENDING", "RUNNING", "PAUSED")] == [[], [running], []]
+
+
+def test_the_local_stacks_clock_runs_the_reconciler_every_few_seconds(
+    aws: Any, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepwise.local.reconcile_clock import ReconcileClock
+
+    # Given a start that died before its run started
+    workflow = api.post("/api/workflows", json_body=simple_workflow()).body["data"]
+    crash_next_start(monkeypatch)
+    assert api.post(f"/api/workflows/execute/{workflow['id']}").status == 500
+    (pending,) = api.get(f"/api/workflows/{workflow['id']}/executions").body["data"]
+
+    # When the local stack's reconciler clock runs (with no grace, so the test needs not wait it out)
+    with ReconcileClock.for_deployment(aws, grace_seconds=0.0).running(interval=0.2):
+        execution = wait_for_state(api, pending["id"], {"COMPLETED", "FAILED"})
+
+    # Then the execution was restarted and completed on its own
+    assert execution["state"] == "COMPLETED", execution["error"]

@@ -159,8 +159,9 @@ def _node_state(previous: dict[str, Any] | None, event: dict[str, Any]) -> dict[
         return None  # a superseded run's end: the newer run stands
     if kind == "node.skipped":
         return {**(previous or {}), "state": "SKIPPED"}
-    if kind == "node.started":
-        return {"state": "RUNNING", "startedAt": at, "completedAt": None, "error": None, "run": run}
+    if kind == "node.started":  # a run taken over (started again) keeps the time it first started
+        started = event.get("startedAt") or at
+        return {"state": "RUNNING", "startedAt": started, "completedAt": None, "error": None, "run": run}
     if kind == "node.completed":
         return {"state": "COMPLETED", "startedAt": event.get("startedAt"), "completedAt": at, "error": None, "run": run}
     if kind == "node.failed":

@@ -4,6 +4,7 @@
 
 - executions get their ``GSI2`` key (listing by owner alone, ``GET /api/executions``); without it they are
   still listed by workflow, but not across workflows;
+- executions in flight get their ``GSI3`` key (by state), so the reconciler finds them;
 - agents get ``usedBy``, the workflows whose current version calls them, so that deleting an agent in use
   is refused;
 - executions written before the event log (variables on the execution item, ``RUN#`` and ``LOG#`` items) get
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 from stepwise.models.workflow import WorkflowView
 from stepwise.store.agents import used_by
 from stepwise.store.errors import ConditionFailed
-from stepwise.store.executions import EXECUTION, ExecutionStore, index_keys
+from stepwise.models.execution import TERMINAL_STATES
+from stepwise.store.executions import EXECUTION, ExecutionStore, index_keys, state_keys
 from stepwise.store.legacy_executions import log_execution, needs_log
 from stepwise.store.table import Table
 from stepwise.store.workflows import CURRENT, workflow_view
@@ -38,16 +40,25 @@ class Migrated:
     executions: int = 0
     agent_uses: int = 0
     logs: int = 0
+    in_flight: int = 0
 
 
 def index_everything(table: Table) -> Migrated:
-    """Add the ``GSI2`` key to executions that lack it, record every workflow on the agents it calls, and give
-    executions written before the event log their log."""
+    """Add the ``GSI2`` key to executions that lack it (and the ``GSI3`` key to those in flight), record every
+    workflow on the agents it calls, and give executions written before the event log their log."""
     done = Migrated()
     store = ExecutionStore(table.table, retention_days=table.retention_days, client=table.client)
     items = table.scan(
-        "(SK = :execution AND (attribute_not_exists(GSI2PK) OR attribute_not_exists(seq))) OR SK = :workflow",
-        values={":execution": EXECUTION, ":workflow": CURRENT},
+        "(SK = :execution AND (attribute_not_exists(GSI2PK) OR attribute_not_exists(seq)"
+        " OR (attribute_not_exists(GSI3PK) AND #state IN (:pending, :running, :paused)))) OR SK = :workflow",
+        values={
+            ":execution": EXECUTION,
+            ":workflow": CURRENT,
+            ":pending": "PENDING",
+            ":running": "RUNNING",
+            ":paused": "PAUSED",
+        },
+        names={"#state": "state"},
     )
     for item in items:
         if item["SK"] != EXECUTION:
@@ -57,7 +68,25 @@ def index_everything(table: Table) -> Migrated:
             done.executions += _index_execution(table, item)
         if needs_log(item):
             done.logs += log_execution(store, item)
+        elif "GSI3PK" not in item and item.get("state") not in TERMINAL_STATES:
+            done.in_flight += _index_in_flight(table, item)
     return done
+
+
+def _index_in_flight(table: Table, item: dict[str, object]) -> int:
+    keys = state_keys(str(item["id"]), str(item["state"]))
+    try:
+        table.update(
+            str(item["PK"]),
+            EXECUTION,
+            expression="SET GSI3PK = :pk, GSI3SK = :sk",
+            condition="attribute_exists(PK) AND attribute_not_exists(GSI3PK) AND #state = :state",
+            names={"#state": "state"},
+            values={":pk": keys["GSI3PK"], ":sk": keys["GSI3SK"], ":state": item["state"]},
+        )
+    except ConditionFailed:
+        return 0  # it ended, or was indexed, meanwhile
+    return 1
 
 
 def _index_execution(table: Table, item: dict[str, object]) -> int:
@@ -97,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     done = index_everything(Table(arguments.table))
     print(
         f"executions indexed by owner: {done.executions}; agent uses recorded: {done.agent_uses}; "
-        f"executions given their event log: {done.logs}"
+        f"executions given their event log: {done.logs}; executions in flight indexed by state: {done.in_flight}"
     )
     return 0
 

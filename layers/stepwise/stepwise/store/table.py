@@ -308,14 +308,19 @@ class Table:
                 break
         return collected, encode_cursor(start, fingerprint)
 
-    def scan(self, condition: str, values: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    def scan(
+        self, condition: str, values: Mapping[str, Any], names: Mapping[str, str] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every item for which ``condition`` holds, page by page: for one-off migrations, never for a request."""
         paginator = self.client.get_paginator("scan")
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": condition,
+            "ExpressionAttributeValues": encode(values),
+            "ConsistentRead": True,
+        }
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
         with _storage_call():
-            for page in paginator.paginate(
-                TableName=self.table,
-                FilterExpression=condition,
-                ExpressionAttributeValues=encode(values),
-                ConsistentRead=True,
-            ):
+            for page in paginator.paginate(**request):
                 yield from (decode(item) for item in page.get("Items", []))
