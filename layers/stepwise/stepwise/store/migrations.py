@@ -23,10 +23,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from stepwise.models.execution import TERMINAL_STATES
 from stepwise.models.workflow import WorkflowView
 from stepwise.store.agents import used_by
 from stepwise.store.errors import ConditionFailed
-from stepwise.models.execution import TERMINAL_STATES
 from stepwise.store.executions import EXECUTION, ExecutionStore, index_keys, state_keys
 from stepwise.store.legacy_executions import log_execution, needs_log
 from stepwise.store.table import Table
