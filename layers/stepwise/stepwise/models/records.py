@@ -3,7 +3,7 @@
 - :class:`Control`: the control state (state, cursor, counts, flags, the active node). Each group of events
   appended to the log carries it as it is after them (:class:`Group`), so the newest group is the control
   state: one small item, no variables. :meth:`Control.after` is how events change it.
-- :class:`ExecutionRecord`: the ``EXECUTION`` item, the summary listings and the cancel poll read.
+- :class:`ExecutionRecord`: the ``EXECUTION`` item, the summary listings read.
 - :class:`NodeItem`, :class:`VariableItem`: the latest run of each node, and each top-level variable.
 """
 

@@ -1,6 +1,7 @@
 """The one package that reads and writes the DynamoDB table.
 
-Key design (one table, ``PK``/``SK`` plus two GSIs for listings, ``GSI1PK``/``GSI1SK`` and ``GSI2PK``/``GSI2SK``):
+Key design (one table, ``PK``/``SK`` plus two GSIs for listings, ``GSI1PK``/``GSI1SK`` and ``GSI2PK``/``GSI2SK``,
+and one of the executions in flight, ``GSI3PK``/``GSI3SK``):
 
 =========================  ====================  ======================  ==================================
 item                       PK                    SK                      GSI1PK / GSI1SK
@@ -13,7 +14,13 @@ execution log: a group     ``EXECUTION#<id>``    ``EVENT#<first seq>``
 variable (top level)       ``EXECUTION#<id>``    ``VAR#<name>``
 node's latest run          ``EXECUTION#<id>``    ``NODE#<nodeId>``
 schedule                   ``WORKFLOW#<wf>``     ``SCHEDULE#<id>``
+a keyed start's id         ``START#<hash>``      ``START``
 =========================  ====================  ======================  ==================================
+
+An execution in flight is also in ``GSI3`` (``STATE#<state>`` / id, keys only), which the reconciler reads; it
+leaves it when it ends. A start with an ``Idempotency-Key`` reserves its execution id under ``START#<hash of
+owner, workflow, key>`` before the execution is recorded (``ExecutionStore.reserve_execution_id``), so a retry
+after a crash finds the same execution.
 
 **An execution is its log.** Every change of an execution is one *group* appended to its log
 (:mod:`~stepwise.store.history`): the events of that change, numbered (``seq`` 1, 2, 3, ... with no gap), and
@@ -28,7 +35,7 @@ control state, about 1 KB whatever the variables weigh.
 Every other item of an execution is a *projection* of the log, written after its group, each on the
 condition that it holds an older ``seq`` (so a projection written twice, late or out of order changes
 nothing): ``EXECUTION`` (who started what, and the state, pause request, error and end, for listings and the
-cancel poll; written only when one of those changes, and ``taskToken`` while PAUSED), ``VAR#<name>`` (one
+reconciler's ``GSI3``; written only when one of those changes, and ``taskToken`` while PAUSED), ``VAR#<name>`` (one
 variable: a node writes only those it set) and ``NODE#<nodeId>`` (a node's latest run and how many runs).
 A crash between a group and its projections loses nothing: the writer that comes after a failure (a retried
 step, the failure path, the API's next change) writes the newest group's projections again, and GET writes

@@ -233,7 +233,7 @@ class ExecutionStore(HistoryStore, ValueStore):
         return execution_record(item) if item else None
 
     def execution_state(self, execution_id: str) -> str | None:
-        """Just the state (the cheap read a node in flight makes to notice a cancel: one small item)."""
+        """Just the state (one small item, a cheap read)."""
         item = self.get(execution_key(execution_id), EXECUTION, consistent=True, names=_STATE)
         return str(item["state"]) if item else None
 
