@@ -113,6 +113,50 @@ def test_a_superseded_runs_failure_leaves_the_newer_run_active() -> None:
     assert after.activeNode is not None and after.activeNode.run == 2
 
 
+def test_a_run_taken_over_keeps_its_number_and_start_and_names_its_new_claim() -> None:
+    first = control(nodeRuns=1).after(
+        [new_event("node.started", AT, nodeId="a", run=2, claim="one", claimUntil="2030-01-01T00:05:30.000Z")]
+    )
+    later = "2030-01-01T00:06:00.000Z"
+
+    again = first.after(
+        [
+            new_event(
+                "node.started",
+                later,
+                nodeId="a",
+                run=2,
+                startedAt=AT,
+                claim="two",
+                claimUntil="2030-01-01T00:12:00.000Z",
+            )
+        ]
+    )
+
+    assert again.activeNode is not None
+    assert (again.nodeRuns, again.activeNode.run, again.activeNode.startedAt) == (2, 2, AT)
+    assert again.activeNode.claim == "two"
+    shown = public_event(
+        new_event("node.started", later, nodeId="a", run=2, claim="two", claimUntil=later).numbered(3), "exe_1"
+    )
+    assert "claim" not in shown.model_dump() and "claimUntil" not in shown.model_dump()
+
+
+def test_each_restart_counts_and_its_line_says_why() -> None:
+    restarted = new_event(
+        "execution.restarted", AT, message="its Step Functions run exe_1 does not exist", runName="exe_1-1"
+    )
+
+    after = control().after([restarted]).after([restarted.model_copy(update={"runName": "exe_1-2"})])
+
+    assert after.restarts == 2
+    (line,) = log_lines([restarted], labels(None))
+    assert (line.level, line.message) == (
+        "warning",
+        "Execution restarted as Step Functions run exe_1-1: its Step Functions run exe_1 does not exist",
+    )
+
+
 # --- replay -----------------------------------------------------------------------------------------
 
 
