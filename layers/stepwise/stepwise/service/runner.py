@@ -94,14 +94,25 @@ def _park_again(control: Control) -> Answer:
     return answer("pause")
 
 
-def _take_over(store: Store, current: NodeStep, definition: WorkflowDefinition, active: ActiveNode) -> Answer | None:
-    """Run again, as the same run, a node whose invocation stopped mid-call (None: the log moved on first)."""
-    node = definition.node(active.nodeId)
+def _in_flight(
+    store: Store,
+    current: NodeStep,
+    active: ActiveNode,
+    time_left_ms: Callable[[], int] | None,
+) -> Answer | Group:
+    """A node run in flight (:mod:`stepwise.service.claims`): wait while another invocation holds it, then the
+    newest group to decide on; or, once its claim has lapsed, run it again as the same run (the answer)."""
+    settled = claims.settle(store, current.execution_id, current.tail, time_left_ms)
+    if isinstance(settled, Group):
+        return settled
+    if settled == claims.STEP_AGAIN:
+        return answer("continue")
+    node = current.definition.node(active.nodeId)
     current.owner = _owner(store, current.execution_id)
     current.log(node.id, active.run)("warning", claims.TAKEN_OVER)
     if not current.claim(node, active.run, started_at=active.startedAt):
         current.take_logs()
-        return None
+        return current.tail  # the log moved on first: decide anew
     return current.run_node(node, active.run, active.startedAt)
 
 
@@ -138,15 +149,10 @@ def step(
         active = control.activeNode
         if active and not active.waitingFor:
             # A node run in flight: another invocation still calls out for it, or it died doing so.
-            settled = claims.settle(store, execution_id, tail, time_left_ms)
-            if isinstance(settled, Group):
-                tail = settled
-                continue
-            if settled == claims.STEP_AGAIN:
-                return answer("continue")
-            if (taken := _take_over(store, current, definition, active)) is not None:
-                return taken
-            tail = current.tail
+            in_flight = _in_flight(store, current, active, time_left_ms)
+            if not isinstance(in_flight, Group):
+                return in_flight
+            tail = in_flight
             continue
         if active and active.waitingFor:
             return _unfinished_wait(active) or current.finish_waiting(active)
