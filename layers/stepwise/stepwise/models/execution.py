@@ -52,7 +52,7 @@ class RerunRequest(BaseModel):
         min_length=1,
         max_length=64,
         description="the node to begin at (default: the node that failed, or was running when the execution was "
-        "canceled; else the first node)",
+        "canceled; else where the execution began)",
     )
     version: Literal["same", "latest"] | Annotated[StrictInt, Field(ge=1)] = Field(
         default="same",
