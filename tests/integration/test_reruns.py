@@ -264,6 +264,31 @@ def test_a_rerun_is_an_ordinary_execution_that_is_canceled_and_rerun_again(api: 
     )
 
 
+def test_a_rerun_pauses_and_resumes_like_any_run(api: Any) -> None:
+    definition = {
+        "name": "waits",
+        "nodes": [
+            {"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}},
+            {"id": "wait", "type": "delay", "config": {"seconds": 1}},
+            {"id": "b", "type": "setVariables", "config": {"values": {"y": "${x}"}}},
+        ],
+    }
+    source_id = start(api, create_workflow(api, definition))
+    assert wait_for_state(api, source_id, ENDED)["state"] == "COMPLETED"
+    execution_id = rerun_id(api, source_id, {"fromNode": "wait", "variables": {"x": 2}})
+
+    # A pause asked for during the delay is taken before b
+    assert api.post(f"/api/workflows/execute/{execution_id}/pause").status == 200
+    paused = wait_for_state(api, execution_id, {"PAUSED", *ENDED})
+    assert paused["state"] == "PAUSED"
+    assert paused["nodeStates"]["b"]["state"] == "PENDING" and paused["nodeStates"]["a"]["reused"] is True
+    assert api.post(f"/api/workflows/execute/{execution_id}/resume").status == 200
+
+    execution = wait_for_state(api, execution_id, ENDED)
+    assert execution["state"] == "COMPLETED", execution["error"]
+    assert execution["variables"] == {"x": 2, "y": 2}
+
+
 # --- what is refused ------------------------------------------------------------------------------
 
 
