@@ -90,8 +90,8 @@ def test_get_returns_the_seed_workflow_execution(api: Any) -> None:
     assert execution["variables"] == {"name": "Ada", "greeting": "Hello Ada"}
     assert execution["output"] == {"greeting": "Hello Ada"}
     state = execution["nodeStates"]["greet"]
-    assert set(state) == {"state", "startedAt", "completedAt", "error", "output", "runs"}
-    assert state["runs"] == 1
+    assert set(state) == {"state", "startedAt", "completedAt", "error", "output", "runs", "reused"}
+    assert state["runs"] == 1 and state["reused"] is False
     assert state["state"] == "COMPLETED" and state["error"] is None
     assert TIMESTAMP.match(state["startedAt"]) and TIMESTAMP.match(state["completedAt"])
     for line in execution["logs"]:
@@ -119,6 +119,7 @@ def test_a_new_execution_has_no_completed_at_and_pending_nodes(api: Any, monkeyp
         "error": None,
         "output": None,
         "runs": 0,
+        "reused": False,
     }
 
 
@@ -439,6 +440,7 @@ ROUTES = [
     ("DELETE", "/api/workflows/execute/{execution}"),
     ("POST", "/api/workflows/execute/{execution}/pause"),
     ("POST", "/api/workflows/execute/{execution}/resume"),
+    ("POST", "/api/workflows/execute/{execution}/rerun"),
     ("GET", "/api/workflows/{workflow}"),
     ("PUT", "/api/workflows/{workflow}"),
     ("DELETE", "/api/workflows/{workflow}"),
@@ -489,7 +491,7 @@ def test_no_token_is_a_401_in_the_envelope_on_every_documented_route(api: Any, a
         "name": "greeting",
     }
     operations = documented_operations(api)
-    assert len(operations) == 24
+    assert len(operations) == 25
     for method, template in operations:
         path = template.format(**ids)
         answer = api.request(method, path, user=None, json_body=_body_for(path))
@@ -523,6 +525,7 @@ def test_an_admin_may_read_but_not_change_someone_elses_execution(api: Any, alic
         ("GET", f"/api/workflows/execute/{UNKNOWN_EXECUTION}"),
         ("DELETE", f"/api/workflows/execute/{UNKNOWN_EXECUTION}"),
         ("POST", f"/api/workflows/execute/{UNKNOWN_EXECUTION}/pause"),
+        ("POST", f"/api/workflows/execute/{UNKNOWN_EXECUTION}/rerun"),
         ("POST", f"/api/workflows/execute/{UNKNOWN_WORKFLOW}"),
         ("GET", f"/api/workflows/{UNKNOWN_WORKFLOW}"),
         ("GET", f"/api/workflows/{UNKNOWN_WORKFLOW}/executions"),
@@ -684,6 +687,7 @@ def test_a_start_lost_to_a_network_error_ends_failed_not_pending(api: Any, monke
 def test_every_documented_answer_is_declared_and_an_error_is_the_envelope(api: Any) -> None:
     document = api.get("/api/openapi.json", user=None).body
     success = {"post /api/workflows/execute/{workflowId}": "202", "post /api/workflows": "201"}
+    success |= {"post /api/workflows/execute/{executionId}/rerun": "202"}
     success |= {"post /api/agents": "201", "post /api/workflows/{workflowId}/schedules": "201"}
     # A change that waits on Step Functions, which may refuse it for now.
     unavailable = {"post /api/workflows/execute/{executionId}/resume"}

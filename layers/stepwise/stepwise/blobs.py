@@ -124,6 +124,12 @@ class Blobs:
         except ValueError as error:  # UnicodeDecodeError is a ValueError too
             raise BlobError(f"value {key} does not hold JSON: {error}") from error
 
+    def copy(self, source_key: str, key: str) -> None:
+        """Copy the value under ``source_key`` to ``key`` inside S3 (nothing passes through the caller);
+        ``BlobNotFound`` when there is none."""
+        with _s3_call(f"value {source_key} could not be copied to {key}"):
+            self.client.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source_key})
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object whose key starts with ``prefix`` (cleanup and tests); returns how many.
 

@@ -25,10 +25,15 @@ def variables_before(
     for event in events:
         if event.type == "node.started" and event.run == run:
             return variables
-        if event.type in ("execution.started", "node.completed"):
-            for name, value in event.set_variables().items():
-                variables[name] = load(value) if load and isinstance(value, ValueRef) else value
+        fold(variables, event, load)
     raise LookupError(f"no node run {run} in this log")
+
+
+def fold(variables: dict[str, Any], event: Event, load: Callable[[ValueRef], Any] | None = None) -> None:
+    """Set in ``variables`` what ``event`` set (only ``execution.started`` and ``node.completed`` set any)."""
+    if event.type in ("execution.started", "node.completed"):
+        for name, value in event.set_variables().items():
+            variables[name] = load(value) if load and isinstance(value, ValueRef) else value
 
 
 def node_runs(events: Iterable[Event]) -> list[tuple[str, int]]:

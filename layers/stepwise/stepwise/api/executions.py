@@ -13,12 +13,19 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from stepwise.api.routing import UNAVAILABLE_RESPONSE, CurrentCaller, Cursor, Limit, Wired, answers
-from stepwise.models.envelopes import DataEnvelope, DataMessageEnvelope, ListEnvelope, MessageEnvelope, StartedExecution
+from stepwise.models.envelopes import (
+    DataEnvelope,
+    DataMessageEnvelope,
+    ListEnvelope,
+    MessageEnvelope,
+    StartedExecution,
+    StartedRerun,
+)
 from stepwise.models.events import EventsPage
-from stepwise.models.execution import ExecutionState, ExecutionSummary, WorkflowExecution
+from stepwise.models.execution import ExecutionState, ExecutionSummary, RerunRequest, WorkflowExecution
 from stepwise.models.workflow import StartExecutionRequest
 from stepwise.observability import metrics
-from stepwise.service import executions, views
+from stepwise.service import executions, reruns, views
 
 PREFIX = "/api/workflows"
 router = APIGatewayHttpRouter()
@@ -51,6 +58,47 @@ def start_execution(
     metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=1)
     data = StartedExecution(workflowId=workflowId, executionId=execution_id)
     return DataMessageEnvelope(data=data, message="Workflow execution initiated successfully")
+
+
+@router.post(
+    "/execute/<executionId>/rerun",
+    tags=["executions"],
+    status_code=202,
+    description="Start a new execution that goes on from a node of an ended one (COMPLETED, FAILED or CANCELED; "
+    "else 409): the nodes that completed before fromNode's latest run in the source are not run again (nodeStates "
+    "shows them COMPLETED, reused: true, with the source's times and output), and it begins at fromNode with the "
+    "variables as they were just before that run, the body's variables set over them key by key. fromNode defaults "
+    "to the node that failed (or was running when the execution was canceled), else where the source began; a node "
+    "that is not in the chosen version, or that the source never ran, is a 400. version: 'same' (the source's, the "
+    "default), 'latest' or a number. Only the source's owner may rerun it (403). A retry with the same "
+    "Idempotency-Key answers the same rerun.",
+    responses=answers(202, "Started: the new execution's id and the one it reruns"),
+)
+def rerun_execution(
+    executionId: str,
+    caller: CurrentCaller,
+    wired: Wired,
+    body: Annotated[RerunRequest | None, Body()] = None,
+    idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=200)] = None,
+) -> DataMessageEnvelope[StartedRerun]:
+    started = reruns.rerun(
+        wired.store,
+        wired.runs,
+        wired.idempotency,
+        wired.blobs,
+        caller,
+        executionId,
+        body or RerunRequest(),
+        idempotency_key,
+        router.lambda_context,
+    )
+    metrics.add_metric(name="ExecutionsRerun", unit=MetricUnit.Count, value=1)
+    data = StartedRerun(workflowId=started.workflow_id, executionId=started.execution_id, rerunOf=executionId)
+    message = (
+        f"Rerun of {executionId} from node '{started.from_node}' (version {started.workflow_version}) "
+        "initiated successfully"
+    )
+    return DataMessageEnvelope(data=data, message=message)
 
 
 @router.get(

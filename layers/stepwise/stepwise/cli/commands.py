@@ -138,12 +138,30 @@ def cmd_run(args: argparse.Namespace, api: Api) -> int:
     started = api.data(
         "POST", f"/api/workflows/execute/{args.workflow_id}", json_body={"variables": variables}, headers=headers
     )
-    execution_id = str(started["executionId"])
-    if not args.watch:
+    return _started(api, str(started["executionId"]), args.watch)
+
+
+def _started(api: Api, execution_id: str, watch: bool, detail: str = "") -> int:
+    """Print a new execution's id, or (``watch``) follow it to its end."""
+    if not watch:
         print(execution_id)
         return EXIT_OK
-    print(f"stepwise: started execution {execution_id}", file=sys.stderr)
+    print(f"stepwise: started execution {execution_id}{detail}", file=sys.stderr)
     return follow(api, execution_id)
+
+
+def cmd_execution_rerun(args: argparse.Namespace, api: Api) -> int:
+    """Rerun an ended execution from a node, keeping what ran before it; with --watch, follow the rerun."""
+    body: dict[str, Any] = {"variables": parse_variables(args.var or [], args.var_file)}
+    if args.from_node:
+        body["fromNode"] = args.from_node
+    if args.latest:
+        body["version"] = "latest"
+    elif args.version is not None:
+        body["version"] = args.version
+    headers = {"idempotency-key": args.idempotency_key} if args.idempotency_key else None
+    started = api.data("POST", f"/api/workflows/execute/{args.id}/rerun", json_body=body, headers=headers)
+    return _started(api, str(started["executionId"]), args.watch, f", a rerun of {args.id}")
 
 
 def cmd_execution_watch(args: argparse.Namespace, api: Api) -> int:

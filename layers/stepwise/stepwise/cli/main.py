@@ -13,6 +13,7 @@ from stepwise.cli.api import DEFAULT_URL, Api, ApiError
 from stepwise.cli.commands import (
     Command,
     cmd_dev,
+    cmd_execution_rerun,
     cmd_execution_watch,
     cmd_run,
     cmd_schedule_create,
@@ -57,6 +58,17 @@ RUN_EPILOG = _epilog(
     "started", "failed", "usage", "canceled", "api", "interrupted", before=f"--var KEY=VALUE: {VAR_RULE}."
 )
 WATCH_EPILOG = _epilog("completed", "failed", "canceled", "api", "interrupted")
+RERUN_EPILOG = _epilog(
+    "started",
+    "failed",
+    "usage",
+    "canceled",
+    "api",
+    "interrupted",
+    before="The rerun is a new execution: the nodes that completed before --from's latest run in the source are not "
+    "run again, and it begins at --from with the variables as they were just before that run, each --var set over "
+    f"them. --var KEY=VALUE: {VAR_RULE}.",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--idempotency-key", metavar="KEY", help="a retried start with the same key starts one run")
 
     execution = commands.add_parser(
-        "execution", help="get, watch, list, pause, resume and cancel executions"
+        "execution", help="get, watch, list, pause, resume, cancel and rerun executions"
     ).add_subparsers(dest="action", required=True, metavar="ACTION")
     leaf(execution, "get", get_command("/api/workflows/execute/{id}"), "one execution").add_argument("id")
     leaf(
@@ -173,6 +185,29 @@ def build_parser() -> argparse.ArgumentParser:
         ("cancel", "cancel an execution", "DELETE", ""),
     ):
         leaf(execution, name, message_command(method, "/api/workflows/execute/{id}" + suffix), verb).add_argument("id")
+    rerun = leaf(
+        execution,
+        "rerun",
+        cmd_execution_rerun,
+        "go on from a node of an ended execution, in a new one, without running again what ran before it",
+        epilog=RERUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rerun.add_argument("id")
+    rerun.add_argument(
+        "--from",
+        dest="from_node",
+        metavar="NODE",
+        help="the node to begin at (default: the node that failed, or was running when it was canceled; else "
+        "where it began)",
+    )
+    version = rerun.add_mutually_exclusive_group()
+    version.add_argument("--latest", action="store_true", help="run the workflow's current version (default: the same)")
+    version.add_argument("--version", type=int, metavar="N", help="run version N of the workflow")
+    rerun.add_argument("--var", action="append", metavar="KEY=VALUE", help="set a variable (VALUE: see below)")
+    rerun.add_argument("--var-file", metavar="FILE", help="a JSON or YAML object of variables to set (--var wins)")
+    rerun.add_argument("--watch", action="store_true", help="follow the rerun until it ends")
+    rerun.add_argument("--idempotency-key", metavar="KEY", help="a retried rerun with the same key starts one run")
 
     schedule = commands.add_parser(
         "schedule", help="create, list, enable, disable and delete schedules"

@@ -84,6 +84,8 @@ def node_rows(execution: dict[str, Any], node_types: dict[str, str], now: dateti
     rows = []
     for node_id, state in (execution.get("nodeStates") or {}).items():
         message = state.get("error") or last_logs.get(node_id, "")
+        if state.get("reused"):
+            message = "reused: ran in the execution this reruns"
         rows.append(
             NodeRow(
                 node_id=node_id,
@@ -159,6 +161,9 @@ def _node_state(previous: dict[str, Any] | None, event: dict[str, Any]) -> dict[
         return None  # a superseded run's end: the newer run stands
     if kind == "node.skipped":
         return {**(previous or {}), "state": "SKIPPED"}
+    if kind == "node.reused":
+        completed_at = event.get("completedAt")
+        return {"state": "COMPLETED", "startedAt": event.get("startedAt"), "completedAt": completed_at, "reused": True}
     if kind == "node.started":  # a run taken over (started again) keeps the time it first started
         started = event.get("startedAt") or at
         return {"state": "RUNNING", "startedAt": started, "completedAt": None, "error": None, "run": run}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class DataEnvelope[T](BaseModel):
@@ -37,3 +37,7 @@ class ErrorEnvelope(BaseModel):
 class StartedExecution(BaseModel):
     workflowId: str
     executionId: str
+
+
+class StartedRerun(StartedExecution):
+    rerunOf: str = Field(description="the execution it reruns")

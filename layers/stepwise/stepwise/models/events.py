@@ -8,7 +8,8 @@ adds what belongs to it:
 ==========================  =====================================================================
 type                        fields
 ==========================  =====================================================================
-execution.started           workflowId, workflowVersion, startedBy, by, variables (the initial ones)
+execution.started           workflowId, workflowVersion, startedBy, by, variables (the initial ones),
+                            rerunOf (a rerun: the execution it reruns, and the node it begins at)
 execution.running           (the state machine took it up: PENDING -> RUNNING)
 execution.pause_requested   by
 execution.pause_withdrawn   by
@@ -26,6 +27,8 @@ node.waiting                nodeId, run, waitingFor ("delay" or "approval"), sec
 node.completed              nodeId, run, startedAt, output, variables (those it set), next, durationMs
 node.failed                 nodeId, run, startedAt, error
 node.skipped                nodeId (at the end: a node that never ran)
+node.reused                 nodeId, startedAt, completedAt, output (a rerun: a node that ran in the execution it
+                            reruns and is not run again; its times and output are the source's)
 log                         level, message, and nodeId/run when the line belongs to a node run
 ==========================  =====================================================================
 
@@ -45,7 +48,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stepwise.models.execution import ExecutionState, LogLevel
+from stepwise.models.execution import ExecutionState, LogLevel, RerunOf
 
 EventType = Literal[
     "execution.started",
@@ -63,6 +66,7 @@ EventType = Literal[
     "node.completed",
     "node.failed",
     "node.skipped",
+    "node.reused",
     "log",
 ]
 TERMINAL_EVENTS: frozenset[str] = frozenset({"execution.completed", "execution.failed", "execution.canceled"})
@@ -103,6 +107,7 @@ class Event(BaseModel):
     reason: Literal["requested", "approval"] | None = None
     error: str | None = None
     startedAt: str | None = None
+    completedAt: str | None = None
     output: Any = None
     outputFrom: str | None = None
     variables: dict[str, Any] | None = None
@@ -116,6 +121,7 @@ class Event(BaseModel):
     runName: str | None = None
     claim: str | None = None
     claimUntil: str | None = None
+    rerunOf: RerunOf | None = None
 
     @property
     def terminal(self) -> bool:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 ExecutionState = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELED", "PAUSED"]
 NodeState = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "SKIPPED"]
@@ -28,6 +28,40 @@ class NodeStateView(BaseModel):
     error: str | None
     output: Any
     runs: int = Field(default=0, description="how many times the node ran (its other runs are in the events)")
+    reused: bool = Field(
+        default=False,
+        description="true: not run in this execution, a rerun; its output and times are those of the execution it "
+        "reruns (it is false again once the node runs here)",
+    )
+
+
+class RerunOf(BaseModel):
+    """The execution a rerun was made from, and the node it began at."""
+
+    executionId: str
+    fromNode: str
+
+
+class RerunRequest(BaseModel):
+    """The optional body of a rerun: where it begins, which version it runs, variables changed key by key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fromNode: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the node to begin at (default: the node that failed, or was running when the execution was "
+        "canceled; else where the execution began)",
+    )
+    version: Literal["same", "latest"] | Annotated[StrictInt, Field(ge=1)] = Field(
+        default="same",
+        description="the workflow version to run: the source's ('same'), the current one ('latest'), or a number",
+    )
+    variables: dict[str, Any] = Field(
+        default_factory=dict,
+        description="set over the variables as they were just before fromNode ran in the source, key by key",
+    )
 
 
 class ExecutionSummary(BaseModel):
@@ -44,6 +78,9 @@ class ExecutionSummary(BaseModel):
     error: str | None
     pauseRequested: bool = Field(
         description="a pause was asked for and the run will pause before its next node (resume withdraws it)"
+    )
+    rerunOf: RerunOf | None = Field(
+        default=None, description="the execution this one reruns and the node it began at (null: not a rerun)"
     )
 
 

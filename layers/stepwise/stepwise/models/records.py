@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from stepwise.models.events import Actor, Event, ValueRef
-from stepwise.models.execution import ExecutionState, ExecutionSummary, NodeState
+from stepwise.models.execution import ExecutionState, ExecutionSummary, NodeState, RerunOf
 
 
 class ActiveNode(BaseModel):
@@ -145,13 +145,26 @@ class ExecutionRecord(BaseModel):
     pauseRequested: bool = False
     taskToken: str | None = None
     seq: int = 0
+    # A rerun: the execution it reruns, and the node it began at (plain attributes of the item).
+    rerunOfId: str | None = None
+    rerunFromNode: str | None = None
 
     def summary(self) -> ExecutionSummary:
         """The execution as a listing shows it; a pause request shows only while the run can still pause."""
         pending = self.pauseRequested and self.state in ("PENDING", "RUNNING")
         shown = self.model_dump(include=set(ExecutionSummary.model_fields))
+        rerun_of = (
+            RerunOf(executionId=self.rerunOfId, fromNode=self.rerunFromNode)
+            if self.rerunOfId and self.rerunFromNode
+            else None
+        )
         return ExecutionSummary.model_validate(
-            {**shown, "pauseRequested": pending, "startedByName": self.startedByName or self.startedBy}
+            {
+                **shown,
+                "pauseRequested": pending,
+                "startedByName": self.startedByName or self.startedBy,
+                "rerunOf": rerun_of,
+            }
         )
 
     def with_control(self, control: Control, seq: int) -> ExecutionRecord:
@@ -191,6 +204,8 @@ class NodeItem(BaseModel):
     error: str | None = None
     output: Any = None
     seq: int
+    # Not run in this execution (a rerun): the run of the execution it reruns, shown as it was there.
+    reused: bool = False
 
 
 class VariableItem(BaseModel):

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -29,8 +29,8 @@ from stepwise.errors import (
     WorkflowNotFound,
 )
 from stepwise.identity import Caller
-from stepwise.models.events import Actor, Event
-from stepwise.models.execution import TERMINAL_STATES, ExecutionSummary
+from stepwise.models.events import Actor, Event, ValueRef
+from stepwise.models.execution import TERMINAL_STATES, ExecutionSummary, RerunOf
 from stepwise.models.records import Control, ExecutionRecord, Group
 from stepwise.models.workflow import WorkflowView
 from stepwise.service import workflows
@@ -67,6 +67,24 @@ class Idempotency:
     ttl_seconds: int
 
 
+@dataclass(frozen=True)
+class Beginning:
+    """Where a new execution begins when it is a rerun (:mod:`stepwise.service.reruns`), not a plain start.
+
+    It begins at ``node_id``; ``refs`` are the variables S3 keeps (under the new execution's keys already);
+    ``events`` follow ``execution.started`` in the first group (the nodes it reuses).
+    """
+
+    node_id: str
+    rerun_of: RerunOf
+    refs: dict[str, ValueRef] = field(default_factory=dict)
+    events: tuple[Event, ...] = ()
+
+    def started_fields(self) -> dict[str, Any]:
+        """What ``execution.started`` holds beside a plain start's fields."""
+        return {"rerunOf": self.rerun_of, **({"refs": self.refs} if self.refs else {})}
+
+
 def launch(
     store: Store,
     runs: Runs,
@@ -77,15 +95,19 @@ def launch(
     started_by: str,
     started_by_name: str | None = None,
     execution_id: str | None = None,
+    beginning: Beginning | None = None,
 ) -> str:
     """Record a PENDING execution of the workflow's current version and start its state machine run.
 
     The record is the first group of its log (``execution.started``, with the variables), then its projections.
     ``execution_id`` makes the start idempotent (a scheduled tick delivered twice starts one run). If Step
     Functions refuses, the record ends FAILED with the reason and ``StartFailed`` is raised. ``ExecutionExists``
-    when another start with the same ``execution_id`` recorded it first.
+    when another start with the same ``execution_id`` recorded it first. ``beginning``: a rerun, which begins
+    elsewhere than at the first node.
     """
     merged = {**workflow.variables, **variables}
+    if beginning is not None:  # a value S3 keeps is not inline too
+        merged = {name: value for name, value in merged.items() if name not in beginning.refs}
     if limits.depth(merged) > limits.MAX_DEPTH:
         raise BadRequest(f"variables are nested too deeply; the limit is {limits.MAX_DEPTH} levels")
     size = limits.json_size(merged)
@@ -107,17 +129,19 @@ def launch(
         startedBy=started_by,
         by=Actor(sub=owner, name=started_by_name or started_by),
         variables=merged,
+        **(beginning.started_fields() if beginning else {}),
     )
     control = Control(
         state="PENDING",
         workflowId=workflow.id,
         workflowVersion=workflow.version,
-        cursor=workflow.nodes[0].id,
+        cursor=beginning.node_id if beginning else workflow.nodes[0].id,
         maxNodeRuns=workflow.maxNodeRuns or runs.default_max_node_runs,
-        variablesBytes=sum(json_bytes(value) for value in merged.values()),
+        variablesBytes=sum(json_bytes(value) for value in merged.values())
+        + sum(ref.bytes for ref in (beginning.refs.values() if beginning else ())),
     )
     try:
-        store.commit(execution_id, None, [started], control)
+        store.commit(execution_id, None, [started, *(beginning.events if beginning else ())], control)
     except SeqTaken as error:
         raise ExecutionExists(execution_id) from error
     _start_state_machine(store, runs, workflow, execution_id)

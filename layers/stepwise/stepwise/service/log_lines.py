@@ -30,6 +30,10 @@ def _message(event: Event, label: Label) -> tuple[LogLevel, str] | None:
     match event.type:
         case "log":
             return event.level or "info", event.message or ""
+        case "execution.started" if event.rerunOf:
+            return "info", f"Rerun of {event.rerunOf.executionId} from node {event.rerunOf.fromNode}"
+        case "node.reused":
+            return "info", f"Node reused: {label(event.nodeId or '')}, as it completed in the source; not run again"
         case "execution.running":
             return "info", "Execution started"
         case "execution.pause_requested":

@@ -132,6 +132,9 @@ def _summary_item(execution_id: str, group: Group) -> dict[str, Any]:
         "startedAt": started.at,
         "startedBy": started.startedBy or started.by.sub,
         "startedByName": started.by.name,
+        # A rerun's source and first node (None: left out of the item).
+        "rerunOfId": started.rerunOf.executionId if started.rerunOf else None,
+        "rerunFromNode": started.rerunOf.fromNode if started.rerunOf else None,
     }
 
 

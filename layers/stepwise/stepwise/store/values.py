@@ -9,7 +9,7 @@ nothing, and a crash before they are written loses nothing (the group is there; 
   that sets one variable writes one of these, whatever the size of the others.
 - ``NODE#<nodeId>``: the latest run of a node (state, times, error, output as the API shows it) and ``runs``,
   how many times it ran. A new run counts on the condition that the item holds an older run, so a repeated
-  projection never counts twice.
+  projection never counts twice. A node a rerun reused (``node.reused``) is run 0, ``reused``, until it runs.
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ class ValueStore(Table):
 
     def project_nodes(self, execution_id: str, group: Group) -> None:
         """Write the latest run of each node the group's events changed (each only over an older run)."""
+        for event in group.events:
+            if event.type == "node.reused" and event.nodeId:
+                self._project_reused(execution_id, event)
         for (node_id, run), events in _node_runs(group).items():
             last = events[-1]
             if last.type == "node.waiting" and len(events) == 1:
@@ -122,6 +125,7 @@ class ValueStore(Table):
                 "output": to_json(shown_output(last, execution_id)) if last.type == "node.completed" else None,
                 "seq": last.seq,
                 "expiresAt": self.expires_at(from_now=True),
+                "reused": None,  # a node a rerun reused, run here after all
             }
             new_run = events[0].type == "node.started"
             # The usual case first: a run that starts here is new; a run that ends here started in an earlier
@@ -132,6 +136,28 @@ class ValueStore(Table):
                 except ConditionFailed:
                     continue
                 break
+
+    def _project_reused(self, execution_id: str, event: Event) -> None:
+        """A node a rerun did not run again (``node.reused``): COMPLETED as it was in the source, run 0 of 0, so
+        the node's first run here replaces it."""
+        item = {
+            "PK": execution_key(execution_id),
+            "SK": f"{NODE_PREFIX}{event.nodeId}",
+            "nodeId": event.nodeId,
+            "run": 0,
+            "runs": 0,
+            "state": "COMPLETED",
+            "startedAt": event.startedAt,
+            "completedAt": event.completedAt,
+            "output": to_json(event.output),
+            "seq": event.seq,
+            "reused": True,
+            "expiresAt": self.expires_at(from_now=True),
+        }
+        try:
+            self.put(Put(item, condition="attribute_not_exists(SK)"))
+        except ConditionFailed:
+            return  # projected already (a repair), or the node ran here since
 
     def _node_update(self, execution_id: str, fields: Mapping[str, Any], *, new_run: bool) -> Update:
         names = {f"#f{index}": name for index, name in enumerate(fields)}
