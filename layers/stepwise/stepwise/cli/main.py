@@ -14,6 +14,7 @@ from stepwise.cli.commands import (
     Command,
     cmd_dev,
     cmd_execution_watch,
+    cmd_open,
     cmd_run,
     cmd_schedule_create,
     cmd_token,
@@ -173,6 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
         ("cancel", "cancel an execution", "DELETE", ""),
     ):
         leaf(execution, name, message_command(method, "/api/workflows/execute/{id}" + suffix), verb).add_argument("id")
+
+    opener = leaf(
+        commands,
+        "open",
+        cmd_open,
+        "print the viewer's link to an execution or a workflow, and open it in a browser where there is one",
+        epilog="The link carries your token (in its #fragment, which no server sees): anyone who has the link "
+        "can act as you until the token expires.",
+    )
+    opener.add_argument("id", help="an execution id (exe_...) or a workflow id (wf_...)")
+    opener.add_argument("--no-browser", action="store_true", help="only print the link")
 
     schedule = commands.add_parser(
         "schedule", help="create, list, enable, disable and delete schedules"
