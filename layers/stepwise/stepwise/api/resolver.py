@@ -1,11 +1,11 @@
 """The one resolver of the HTTP API (API Gateway HTTP API, payload 2.0): its Routers, its error map, its document.
 
 :func:`create_resolver` includes one Router per resource (:mod:`stepwise.api.executions`, ``workflows``,
-``agents``, ``schedules``, and the viewer's ``pages``) and maps every failure to the error envelope ``{"success": false, "error":
-"..."}`` here, in one place: domain errors (:mod:`stepwise.errors`) with their status, request validation
-as a 400 that names the field, an unknown route as a 404, anything else as a generic 500 (the detail is
-logged), a path the API has asked with another method as a 405 with an ``Allow`` header. A request for a
-private route without a valid token is a 401 whatever else is wrong with it.
+``agents``, ``schedules``, and the viewer's ``pages``) and maps every failure to the error envelope
+``{"success": false, "error": "..."}`` here, in one place: domain errors (:mod:`stepwise.errors`) with their
+status, request validation as a 400 that names the field, an unknown route as a 404, anything else as a
+generic 500 (the detail is logged), a path the API has asked with another method as a 405 with an ``Allow``
+header. A request for a private route without a valid token is a 401 whatever else is wrong with it.
 
 Status codes and documented answers are declared on each route (``status_code=``, ``responses=``). The
 OpenAPI document drops the one thing Powertools adds that this API never answers: 422 (a request that

@@ -4,8 +4,9 @@ One builder serves the local stack (from a real HTTP request) and the tests (fro
 body), so both hand the API function exactly what API Gateway would: ``rawPath``, ``rawQueryString``
 and ``queryStringParameters`` (repeated keys joined with commas), lower-cased headers (repeated ones
 joined with commas), cookies, a base64 body for binary content, ``pathParameters`` of the matched
-``ANY /api/{proxy+}`` (or the viewer's ``ANY /ui/{proxy+}``) route. The routes have no authorizer (the API function checks the bearer token
-itself), so the event carries no ``requestContext.authorizer``: the token is in the ``authorization`` header.
+``ANY /api/{proxy+}`` (or the viewer's ``ANY /ui/{proxy+}``) route. The routes have no authorizer (the API
+function checks the bearer token itself), so the event carries no ``requestContext.authorizer``: the token is
+in the ``authorization`` header.
 """
 
 from __future__ import annotations

@@ -679,7 +679,7 @@
       latest.startedAt ? h("p", {}, "Latest run: ", timeElement(latest.startedAt), " → ", timeElement(latest.endedAt), latest.endedAt ? ` (${duration(between(latest.startedAt, latest.endedAt))})` : " (running)") : null,
       latest.error ? h("div", { class: "error-box" }, h("h4", {}, "Error"), h("pre", {}, latest.error)) : null,
       latest.output !== undefined && latest.state === "COMPLETED" ? [h("h4", {}, "Output"), jsonTree(latest.output, "output", opened)] : null,
-      shown.runs.length > 1 ? [h("h4", {}, "Runs"), h("ol", { class: "runs" }, shown.runs.slice(-50).map((run) => h("li", {}, `#${run.run} `, stateLabel(run.state), " ", timeElement(run.startedAt), run.endedAt ? ` (${duration(between(run.startedAt, run.endedAt))})` : "")))] : null,
+      shown.runs.length > 1 ? [h("h4", {}, "Runs"), h("ol", { class: "runs" }, shown.runs.slice(-50).map((run) => h("li", {}, stateLabel(run.state), " ", timeElement(run.startedAt), run.endedAt ? ` (${duration(between(run.startedAt, run.endedAt))})` : "")))] : null,
       [h("h4", {}, "Config"), jsonTree(node.config || {}, "config", opened)],
       rerunHere,
     );
