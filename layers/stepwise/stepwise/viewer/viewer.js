@@ -158,7 +158,9 @@
 
   $("#token-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const value = $("#token-input").value.trim().replace(/^bearer\s+/i, "");
+    const value = $("#token-input")
+      .value.trim()
+      .replace(/^bearer\s+/i, "");
     if (!value) return;
     sessionStorage.setItem(TOKEN_KEY, value);
     $("#token-input").value = "";
@@ -249,7 +251,9 @@
     }
     const entries = Array.isArray(value) ? value.map((item, index) => [index, item]) : Object.entries(value);
     if (entries.length === 0) return h("span", { class: "json-empty" }, Array.isArray(value) ? "[]" : "{}");
-    const summary = Array.isArray(value) ? `[ ${plural(entries.length, "item")} ]` : `{ ${plural(entries.length, "key")} }`;
+    const summary = Array.isArray(value)
+      ? `[ ${plural(entries.length, "item")} ]`
+      : `{ ${plural(entries.length, "key")} }`;
     const details = h("details", { "data-path": path });
     details.open = opened.has(path) || (depth === 0 && !opened.has(`-${path}`));
     details.addEventListener("toggle", () => {
@@ -259,7 +263,9 @@
     });
     const list = h("ul", { class: "json-entries" });
     for (const [key, item] of entries) {
-      list.append(h("li", {}, h("span", { class: "json-key" }, `${key}: `), jsonTree(item, `${path}/${key}`, opened, depth + 1)));
+      list.append(
+        h("li", {}, h("span", { class: "json-key" }, `${key}: `), jsonTree(item, `${path}/${key}`, opened, depth + 1)),
+      );
     }
     return append(details, [h("summary", {}, summary), list]);
   }
@@ -279,6 +285,8 @@
   }
 
   let generation = 0; // a new token (or page) starts anew; older loops see they are stale and stop
+  let redrawGraph = () => {}; // the edges are placed by the nodes' boxes: drawn again when the window resizes
+  window.addEventListener("resize", () => redrawGraph());
 
   // ================================================================== one execution
   function newExecutionModel(execution) {
@@ -307,12 +315,21 @@
     };
   }
 
+  // A node run, by its run number (one the log names without a number, e.g. reused by a rerun, by its event).
+  // ``first`` is the seq of its first event: runs sort in the order they started.
   function runOf(model, event) {
-    let run = model.runs.get(event.run);
+    const key = event.run ?? `${event.nodeId}@${event.seq}`;
+    let run = model.runs.get(key);
     if (!run) {
-      run = { run: event.run, nodeId: event.nodeId, state: "RUNNING", startedAt: event.startedAt || event.at };
+      run = {
+        run: key,
+        first: event.seq,
+        nodeId: event.nodeId,
+        state: "RUNNING",
+        startedAt: event.startedAt || event.at,
+      };
       run.retries = [];
-      model.runs.set(event.run, run);
+      model.runs.set(key, run);
     }
     return run;
   }
@@ -398,8 +415,10 @@
     }
   }
 
+  const inOrder = (a, b) => a.first - b.first;
+
   function runsOfNode(model, nodeId) {
-    return [...model.runs.values()].filter((run) => run.nodeId === nodeId).sort((a, b) => a.run - b.run);
+    return [...model.runs.values()].filter((run) => run.nodeId === nodeId).sort(inOrder);
   }
 
   // A node as the graph shows it: its latest run from the events, else the execution's record of it.
@@ -412,7 +431,12 @@
     if (model.skipped.has(nodeId)) return { state: "SKIPPED", count, latest: null, runs };
     if (recorded && recorded.state !== "PENDING") {
       const { state, startedAt, completedAt, error, output } = recorded;
-      return { state, count, latest: { state, startedAt, endedAt: completedAt, error, output, reused: recorded.reused }, runs };
+      return {
+        state,
+        count,
+        latest: { state, startedAt, endedAt: completedAt, error, output, reused: recorded.reused },
+        runs,
+      };
     }
     return { state: "PENDING", count, latest: null, runs };
   }
@@ -421,7 +445,10 @@
     const nodes = model.workflow ? model.workflow.nodes.map((node) => ({ ...node })) : [];
     const known = new Set(nodes.map((node) => node.id));
     // Nodes the run knows that the graph does not (the workflow changed or is gone): shown at the end.
-    const others = [...Object.keys(model.execution.nodeStates || {}), ...[...model.runs.values()].map((run) => run.nodeId)];
+    const others = [
+      ...Object.keys(model.execution.nodeStates || {}),
+      ...[...model.runs.values()].map((run) => run.nodeId),
+    ];
     for (const id of others) {
       if (id && !known.has(id)) {
         known.add(id);
@@ -461,7 +488,12 @@
   function executionSkeleton(model) {
     const id = model.execution.id;
     const section = (name, title, ...children) =>
-      h("section", { class: `panel panel-${name}`, "aria-labelledby": `${name}-title` }, h("h2", { id: `${name}-title` }, title), ...children);
+      h(
+        "section",
+        { class: `panel panel-${name}`, "aria-labelledby": `${name}-title` },
+        h("h2", { id: `${name}-title` }, title),
+        ...children,
+      );
     const actionButton = (action, text) =>
       h("button", { type: "button", "data-action": action, hidden: true, onclick: () => act(model, action) }, text);
     const levelFilter = h(
@@ -482,29 +514,73 @@
         h("dl", { id: "execution-facts", class: "facts" }),
         h("p", { id: "live", class: "live" }),
       ),
-      h("section", { id: "error", class: "error-box", role: "alert", "aria-labelledby": "error-title", hidden: true },
-        h("h2", { id: "error-title" }, "Error"), h("pre", { id: "error-text" })),
+      h(
+        "section",
+        { id: "error", class: "error-box", role: "alert", "aria-labelledby": "error-title", hidden: true },
+        h("h2", { id: "error-title" }, "Error"),
+        h("pre", { id: "error-text" }),
+      ),
       h(
         "div",
         { class: "actions", role: "toolbar", "aria-label": "Actions on this execution" },
         actionButton("pause", "⏸ Pause"),
         actionButton("resume", "▶ Resume"),
         actionButton("cancel", "⊘ Cancel"),
-        h("span", { id: "rerun-group", class: "rerun-group", hidden: true },
-          h("label", { for: "rerun-from" }, "Rerun from node"), h("select", { id: "rerun-from" }),
-          actionButton("rerun", "↻ Rerun")),
+        h(
+          "span",
+          { id: "rerun-group", class: "rerun-group", hidden: true },
+          h("label", { for: "rerun-from" }, "Rerun from node"),
+          h("select", { id: "rerun-from" }),
+          actionButton("rerun", "↻ Rerun"),
+        ),
       ),
       h(
         "div",
         { class: "columns" },
-        section("graph", "Graph", h("p", { id: "graph-note", class: "note", hidden: true }),
-          h("div", { class: "graph-wrap", id: "graph-wrap" }, h("ol", { id: "graph", class: "graph" }), svg("svg", { id: "edges", class: "edges", "aria-hidden": "true" }))),
-        section("node", "Node", h("div", { id: "node-details" }, h("p", { class: "note" }, "Choose a node in the graph to see its runs, output and error."))),
+        section(
+          "graph",
+          "Graph",
+          h("p", { id: "graph-note", class: "note", hidden: true }),
+          h(
+            "div",
+            { class: "graph-wrap", id: "graph-wrap" },
+            h("ol", { id: "graph", class: "graph" }),
+            svg("svg", { id: "edges", class: "edges", "aria-hidden": "true" }),
+          ),
+        ),
+        section(
+          "node",
+          "Node",
+          h(
+            "div",
+            { id: "node-details" },
+            h("p", { class: "note" }, "Choose a node in the graph to see its runs, output and error."),
+          ),
+        ),
       ),
-      section("timeline", "Timeline", h("p", { class: "note" }, "Each node run from its start to its end; a hatched part is a wait (a delay or an approval)."), h("div", { id: "timeline" })),
-      section("log", "Log", h("p", { class: "filter" }, h("label", { for: "log-level" }, "Show "), levelFilter),
-        h("ol", { id: "log", class: "log", "data-min-level": "info" }), h("p", { id: "log-note", class: "note" })),
-      h("div", { class: "columns" }, section("variables", "Variables", h("div", { id: "variables" })), section("output", "Output", h("div", { id: "output" }))),
+      section(
+        "timeline",
+        "Timeline",
+        h(
+          "p",
+          { class: "note" },
+          "Each node run from its start to its end; a hatched part is a wait (a delay or an approval).",
+        ),
+        h("div", { id: "timeline" }),
+      ),
+      section(
+        "log",
+        "Log",
+        h("p", { class: "filter" }, h("label", { for: "log-level" }, "Show "), levelFilter),
+        h("ol", { id: "log", class: "log", "data-min-level": "info" }),
+        h("p", { id: "log-note", class: "note" }),
+      ),
+      h(
+        "div",
+        { class: "columns" },
+        section("variables", "Variables", h("div", { id: "variables" })),
+        section("output", "Output", h("div", { id: "output" })),
+      ),
     ];
   }
 
@@ -523,11 +599,24 @@
     const fact = (term, ...value) => [h("dt", {}, term), h("dd", {}, ...value)];
     fill(
       $("#execution-facts"),
-      fact("Workflow", h("a", { href: `${base}/ui/workflows/${enc(x.workflowId)}` }, workflowName), ` (version ${x.workflowVersion})`),
+      fact(
+        "Workflow",
+        h("a", { href: `${base}/ui/workflows/${enc(x.workflowId)}` }, workflowName),
+        ` (version ${x.workflowVersion})`,
+      ),
       fact("Started", dateTime(model.startedAt), " by ", x.startedByName || x.startedBy),
-      fact(model.completedAt ? "Ended" : "Running for", model.completedAt ? dateTime(model.completedAt) : duration(between(model.startedAt, end))),
+      fact(
+        model.completedAt ? "Ended" : "Running for",
+        model.completedAt ? dateTime(model.completedAt) : duration(between(model.startedAt, end)),
+      ),
       model.completedAt ? fact("Took", duration(between(model.startedAt, model.completedAt))) : null,
-      x.rerunOf ? fact("Rerun of", h("a", { href: `${base}/ui/executions/${enc(x.rerunOf.executionId)}` }, x.rerunOf.executionId), ` from ${x.rerunOf.fromNode}`) : null,
+      x.rerunOf
+        ? fact(
+            "Rerun of",
+            h("a", { href: `${base}/ui/executions/${enc(x.rerunOf.executionId)}` }, x.rerunOf.executionId),
+            ` from ${x.rerunOf.fromNode}`,
+          )
+        : null,
     );
     document.title = `${model.state} · ${workflowName} · stepwise`;
     $("#error").hidden = !model.error;
@@ -542,19 +631,27 @@
     }
     $("#rerun-group").hidden = !allowed.rerun;
     const resume = $('[data-action="resume"]');
-    resume.textContent = model.state !== "PAUSED" ? "▶ Withdraw pause" : model.pausedFor ? "✓ Approve and resume" : "▶ Resume";
+    resume.textContent =
+      model.state !== "PAUSED" ? "▶ Withdraw pause" : model.pausedFor ? "✓ Approve and resume" : "▶ Resume";
     if (allowed.rerun) renderRerunChoices(model);
   }
 
   function renderRerunChoices(model) {
     const select = $("#rerun-from");
-    const reached = graphNodes(model).filter((node) => nodeView(model, node.id).count > 0 || nodeView(model, node.id).latest);
+    const reached = graphNodes(model).filter(
+      (node) => nodeView(model, node.id).count > 0 || nodeView(model, node.id).latest,
+    );
     const signature = reached.map((node) => node.id).join("\u0000");
     if (select.getAttribute("data-signature") === signature) return;
     select.setAttribute("data-signature", signature);
     const failedNode = reached.find((node) => nodeView(model, node.id).state === "FAILED");
     const chosen = (failedNode || reached[0] || {}).id;
-    fill(select, reached.map((node) => h("option", { value: node.id, selected: node.id === chosen }, `${node.id} (${nodeView(model, node.id).state})`)));
+    fill(
+      select,
+      reached.map((node) =>
+        h("option", { value: node.id, selected: node.id === chosen }, `${node.id} (${nodeView(model, node.id).state})`),
+      ),
+    );
   }
 
   function renderGraph(model) {
@@ -572,12 +669,26 @@
             "button",
             { type: "button", class: "node-button", "aria-pressed": "false", onclick: () => select(model, node.id) },
             h("span", { class: "node-state" }),
-            h("span", { class: "node-name" }, h("strong", {}, node.id), " ", h("span", { class: "node-type" }, node.type)),
+            h(
+              "span",
+              { class: "node-name" },
+              h("strong", {}, node.id),
+              " ",
+              h("span", { class: "node-type" }, node.type),
+            ),
             h("span", { class: "node-runs" }),
             h("span", { class: "node-time" }),
           ),
           outgoing.length
-            ? h("p", { class: "node-edges" }, outgoing.map((edge, index) => [index ? " · " : "", `${edge.label} → `, h("span", { "data-edge": `${edge.from}\u0000${edge.to}` }, edge.to)]))
+            ? h(
+                "p",
+                { class: "node-edges" },
+                outgoing.map((edge, index) => [
+                  index ? " · " : "",
+                  `${edge.label} → `,
+                  h("span", { "data-edge": `${edge.from}\u0000${edge.to}` }, edge.to),
+                ]),
+              )
             : null,
           h("p", { class: "node-error" }),
         );
@@ -588,7 +699,13 @@
       item.setAttribute("data-state", shown.state);
       item.setAttribute("data-runs", String(shown.count));
       const waiting = shown.state === "RUNNING" && latest.waitingFor;
-      const extra = waiting ? (latest.waitingFor === "approval" ? "waiting for approval" : `waiting ${latest.waitSeconds} s`) : latest.reused ? "reused" : null;
+      const extra = waiting
+        ? latest.waitingFor === "approval"
+          ? "waiting for approval"
+          : `waiting ${latest.waitSeconds} s`
+        : latest.reused
+          ? "reused"
+          : null;
       fill(item.querySelector(".node-state"), stateLabel(shown.state, extra));
       item.querySelector(".node-runs").textContent = shown.count ? plural(shown.count, "run") : "not run";
       const took = latest.startedAt ? between(latest.startedAt, latest.endedAt || new Date().toISOString()) : NaN;
@@ -613,7 +730,15 @@
     canvas.setAttribute("width", String(wrap.clientWidth));
     canvas.setAttribute("height", String(wrap.scrollHeight));
     const defs = svg("defs");
-    const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" });
+    const marker = svg("marker", {
+      id: "arrow",
+      viewBox: "0 0 10 10",
+      refX: "9",
+      refY: "5",
+      markerWidth: "7",
+      markerHeight: "7",
+      orient: "auto-start-reverse",
+    });
     marker.append(svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrow-head" }));
     defs.append(marker);
     canvas.append(defs);
@@ -627,17 +752,30 @@
       const classes = `edge${taken ? " taken" : ""}`;
       if (index.get(edge.to) === index.get(edge.from) + 1) {
         const x = from.offsetLeft + 28;
-        canvas.append(svg("path", { d: `M ${x} ${from.offsetTop + from.offsetHeight} L ${x} ${to.offsetTop}`, class: classes, "marker-end": "url(#arrow)" }));
+        canvas.append(
+          svg("path", {
+            d: `M ${x} ${from.offsetTop + from.offsetHeight} L ${x} ${to.offsetTop}`,
+            class: classes,
+            "marker-end": "url(#arrow)",
+          }),
+        );
         if (edge.label) canvas.append(label(x + 6, from.offsetTop + from.offsetHeight + 12, edge.label));
         continue;
       }
       lane += 1;
       const right = from.offsetLeft + from.offsetWidth;
-      const startY = from.offsetTop + from.offsetHeight / 2 + (edge.label === "else" ? 8 : edge.label === "then" ? -8 : 0);
+      const startY =
+        from.offsetTop + from.offsetHeight / 2 + (edge.label === "else" ? 8 : edge.label === "then" ? -8 : 0);
       const endY = to.offsetTop + to.offsetHeight / 2;
       const bend = right + 18 + lane * 16;
-      canvas.append(svg("path", { d: `M ${right} ${startY} C ${bend} ${startY}, ${bend} ${endY}, ${right + 2} ${endY}`, class: classes, "marker-end": "url(#arrow)" }));
-      if (edge.label) canvas.append(label(right + 4, startY - 3, edge.label));
+      canvas.append(
+        svg("path", {
+          d: `M ${right} ${startY} C ${bend} ${startY}, ${bend} ${endY}, ${right + 2} ${endY}`,
+          class: classes,
+          "marker-end": "url(#arrow)",
+        }),
+      );
+      if (edge.label) canvas.append(label(bend - 2, (startY + endY) / 2 + 4, edge.label));
     }
   }
 
@@ -657,29 +795,80 @@
   function renderDetails(model) {
     const holder = $("#node-details");
     if (!model.selected) {
-      if (model.detailsSignature !== "") fill(holder, h("p", { class: "note" }, "Choose a node in the graph to see its runs, output and error."));
+      if (model.detailsSignature !== "")
+        fill(holder, h("p", { class: "note" }, "Choose a node in the graph to see its runs, output and error."));
       model.detailsSignature = "";
       return;
     }
     const node = graphNodes(model).find((item) => item.id === model.selected) || { id: model.selected, config: {} };
     const shown = nodeView(model, node.id);
-    const signature = JSON.stringify([node.id, shown.state, shown.count, shown.latest && shown.latest.endedAt, model.state]);
+    const signature = JSON.stringify([
+      node.id,
+      shown.state,
+      shown.count,
+      shown.latest && shown.latest.endedAt,
+      model.state,
+    ]);
     if (signature === model.detailsSignature) return;
     model.detailsSignature = signature;
     const latest = shown.latest || {};
     const opened = (model.openedDetails ||= new Set());
-    const rerunHere = TERMINAL.has(model.state) && shown.count > 0
-      ? h("button", { type: "button", "data-rerun-from": node.id, onclick: () => { $("#rerun-from").value = node.id; act(model, "rerun"); } }, `↻ Rerun from ${node.id}…`)
-      : null;
+    const rerunHere =
+      TERMINAL.has(model.state) && shown.count > 0
+        ? h(
+            "button",
+            {
+              type: "button",
+              "data-rerun-from": node.id,
+              onclick: () => {
+                $("#rerun-from").value = node.id;
+                act(model, "rerun");
+              },
+            },
+            `↻ Rerun from ${node.id}…`,
+          )
+        : null;
     fill(
       holder,
       h("h3", {}, node.id, " ", h("span", { class: "node-type" }, node.type || "")),
       node.name ? h("p", {}, node.name) : null,
       h("p", {}, stateLabel(shown.state), " · ", shown.count ? plural(shown.count, "run") : "not run yet"),
-      latest.startedAt ? h("p", {}, "Latest run: ", timeElement(latest.startedAt), " → ", timeElement(latest.endedAt), latest.endedAt ? ` (${duration(between(latest.startedAt, latest.endedAt))})` : " (running)") : null,
+      latest.startedAt
+        ? h(
+            "p",
+            {},
+            "Latest run: ",
+            timeElement(latest.startedAt),
+            " → ",
+            timeElement(latest.endedAt),
+            latest.endedAt ? ` (${duration(between(latest.startedAt, latest.endedAt))})` : " (running)",
+          )
+        : null,
       latest.error ? h("div", { class: "error-box" }, h("h4", {}, "Error"), h("pre", {}, latest.error)) : null,
-      latest.output !== undefined && latest.state === "COMPLETED" ? [h("h4", {}, "Output"), jsonTree(latest.output, "output", opened)] : null,
-      shown.runs.length > 1 ? [h("h4", {}, "Runs"), h("ol", { class: "runs" }, shown.runs.slice(-50).map((run) => h("li", {}, stateLabel(run.state), " ", timeElement(run.startedAt), run.endedAt ? ` (${duration(between(run.startedAt, run.endedAt))})` : "")))] : null,
+      latest.output !== undefined && latest.state === "COMPLETED"
+        ? [h("h4", {}, "Output"), jsonTree(latest.output, "output", opened)]
+        : null,
+      shown.runs.length > 1
+        ? [
+            h("h4", {}, "Runs"),
+            h(
+              "ol",
+              { class: "runs" },
+              shown.runs
+                .slice(-50)
+                .map((run) =>
+                  h(
+                    "li",
+                    {},
+                    stateLabel(run.state),
+                    " ",
+                    timeElement(run.startedAt),
+                    run.endedAt ? ` (${duration(between(run.startedAt, run.endedAt))})` : "",
+                  ),
+                ),
+            ),
+          ]
+        : null,
       [h("h4", {}, "Config"), jsonTree(node.config || {}, "config", opened)],
       rerunHere,
     );
@@ -687,7 +876,7 @@
 
   function renderTimeline(model) {
     const holder = $("#timeline");
-    const all = [...model.runs.values()].filter((run) => run.startedAt).sort((a, b) => a.run - b.run);
+    const all = [...model.runs.values()].filter((run) => run.startedAt).sort(inOrder);
     if (!all.length) {
       fill(holder, h("p", { class: "note" }, "No node has run yet."));
       return;
@@ -707,7 +896,14 @@
       bar.style.left = percent(run.startedAt);
       bar.style.width = `max(2px, calc(${percent(end)} - ${percent(run.startedAt)}))`;
       const track = h("span", { class: "track", "aria-hidden": "true" }, bar);
-      const words = [stateLabel(run.state), " ", timeElement(run.startedAt), " → ", run.endedAt ? timeElement(run.endedAt) : "now", ` · ${duration(between(run.startedAt, end))}`];
+      const words = [
+        stateLabel(run.state),
+        " ",
+        timeElement(run.startedAt),
+        " → ",
+        run.endedAt ? timeElement(run.endedAt) : "now",
+        ` · ${duration(between(run.startedAt, end))}`,
+      ];
       if (run.waitingSince) {
         const waitEnd = run.endedAt || nowIso;
         const wait = h("span", { class: "wait" });
@@ -724,12 +920,19 @@
       }
       if (run.retries.length) words.push(` · ${plural(run.retries.length, "retry", "retries")}`);
       if (run.reused) words.push(" · reused from the earlier run");
-      return h("li", { class: "timeline-row", "data-run": run.run, "data-run-node": run.nodeId },
-        h("span", { class: "run-name" }, run.nodeId, h("span", { class: "run-ordinal" }, ` #${ordinal}`)), track, h("span", { class: "run-words" }, ...words));
+      return h(
+        "li",
+        { class: "timeline-row", "data-run-node": run.nodeId },
+        h("span", { class: "run-name" }, run.nodeId, h("span", { class: "run-ordinal" }, ` #${ordinal}`)),
+        track,
+        h("span", { class: "run-words" }, ...words),
+      );
     });
     fill(
       holder,
-      all.length > runs.length ? h("p", { class: "note" }, `The newest ${runs.length} of ${all.length} node runs.`) : null,
+      all.length > runs.length
+        ? h("p", { class: "note" }, `The newest ${runs.length} of ${all.length} node runs.`)
+        : null,
       h("ol", { class: "timeline" }, rows),
     );
   }
@@ -739,14 +942,27 @@
     const shown = Number(list.getAttribute("data-shown") || 0);
     for (const line of model.logs.slice(shown)) {
       list.append(
-        h("li", { class: `log-line level-${line.level}` },
-          timeElement(line.at), " ", h("span", { class: "level" }, String(line.level).toUpperCase()), " ",
-          line.nodeId ? h("span", { class: "log-node" }, line.nodeId) : null, " ", h("span", { class: "message" }, line.message)),
+        h(
+          "li",
+          { class: `log-line level-${line.level}` },
+          timeElement(line.at),
+          " ",
+          h("span", { class: "level" }, String(line.level).toUpperCase()),
+          " ",
+          line.nodeId ? h("span", { class: "log-node" }, line.nodeId) : null,
+          " ",
+          h("span", { class: "message" }, line.message),
+        ),
       );
     }
     list.setAttribute("data-shown", String(model.logs.length));
     while (list.children.length > MOST_LOG_LINES) list.firstElementChild.remove();
-    $("#log-note").textContent = model.logs.length > MOST_LOG_LINES ? `The newest ${MOST_LOG_LINES} of ${model.logs.length} lines.` : model.logs.length ? "" : "No log lines yet.";
+    $("#log-note").textContent =
+      model.logs.length > MOST_LOG_LINES
+        ? `The newest ${MOST_LOG_LINES} of ${model.logs.length} lines.`
+        : model.logs.length
+          ? ""
+          : "No log lines yet.";
   }
 
   function renderValues(model) {
@@ -758,7 +974,12 @@
     const output = $("#output");
     if (model.ended && output.getAttribute("data-filled") !== "yes") {
       output.setAttribute("data-filled", "yes");
-      fill(output, model.output === undefined || model.output === null ? h("p", { class: "note" }, "No output.") : jsonTree(model.output, "output", opened));
+      fill(
+        output,
+        model.output === undefined || model.output === null
+          ? h("p", { class: "note" }, "No output.")
+          : jsonTree(model.output, "output", opened),
+      );
     } else if (!model.ended) {
       fill(output, h("p", { class: "note" }, "Shown once the execution has completed."));
     }
@@ -767,7 +988,8 @@
   function renderWorkflowNote(model) {
     const note = $("#graph-note");
     let text = null;
-    if (model.workflowProblem) text = `The workflow could not be read (${model.workflowProblem}): only the nodes this run reached are shown.`;
+    if (model.workflowProblem)
+      text = `The workflow could not be read (${model.workflowProblem}): only the nodes this run reached are shown.`;
     else if (model.workflow && model.workflow.version !== model.execution.workflowVersion) {
       text = `The graph is the workflow's version ${model.workflow.version}; this run used version ${model.execution.workflowVersion}.`;
     }
@@ -784,31 +1006,61 @@
     renderLog(model);
     renderValues(model);
     const live = $("#live");
-    live.textContent = model.ended ? "Ended: nothing more will change." : model.caughtUp ? "Live: following its events." : "Reading its events…";
+    live.textContent = model.ended
+      ? "Ended: nothing more will change."
+      : model.caughtUp
+        ? "Live: following its events."
+        : "Reading its events…";
   }
 
   // ------------------------------------------------------------------ actions
   const ACTIONS = {
     pause: {
-      ask: (model) => ["Pause this execution?", "It pauses before its next node; a node running now finishes first.", "Pause", "Keep it running"],
+      ask: (model) => [
+        "Pause this execution?",
+        "It pauses before its next node; a node running now finishes first.",
+        "Pause",
+        "Keep it running",
+      ],
       send: (model) => api("POST", `/api/workflows/execute/${enc(model.execution.id)}/pause`),
     },
     resume: {
       ask: (model) =>
         model.state !== "PAUSED"
-          ? ["Withdraw the pause?", "The pause asked for has not been taken yet; the run goes on without pausing.", "Withdraw the pause", "Keep the pause"]
+          ? [
+              "Withdraw the pause?",
+              "The pause asked for has not been taken yet; the run goes on without pausing.",
+              "Withdraw the pause",
+              "Keep the pause",
+            ]
           : model.pausedFor
-            ? ["Approve and resume?", `The execution waits for an approval at node ${model.pausedFor}; resuming approves it.`, "Approve and resume", "Not now"]
+            ? [
+                "Approve and resume?",
+                `The execution waits for an approval at node ${model.pausedFor}; resuming approves it.`,
+                "Approve and resume",
+                "Not now",
+              ]
             : ["Resume this execution?", "It goes on from where it paused.", "Resume", "Not now"],
       send: (model) => api("POST", `/api/workflows/execute/${enc(model.execution.id)}/resume`),
     },
     cancel: {
-      ask: (model) => ["Cancel this execution?", "It ends CANCELED: a node running now is stopped and no further node runs. This cannot be undone.", "Cancel the execution", "Keep it running"],
+      ask: (model) => [
+        "Cancel this execution?",
+        "It ends CANCELED: a node running now is stopped and no further node runs. This cannot be undone.",
+        "Cancel the execution",
+        "Keep it running",
+      ],
       send: (model) => api("DELETE", `/api/workflows/execute/${enc(model.execution.id)}`),
     },
     rerun: {
-      ask: (model) => ["Rerun from this node?", `A new execution starts at node ${$("#rerun-from").value}; the nodes that ran before it are not run again.`, "Start the rerun", "Not now"],
-      send: (model) => api("POST", `/api/workflows/execute/${enc(model.execution.id)}/rerun`, { fromNode: $("#rerun-from").value }),
+      ask: (model) => [
+        "Rerun from this node?",
+        `A new execution starts at node ${$("#rerun-from").value}; the nodes that ran before it are not run again.`,
+        "Start the rerun",
+        "Not now",
+      ],
+      send: (model) =>
+        api("POST", `/api/workflows/execute/${enc(model.execution.id)}/rerun`, { fromNode: $("#rerun-from").value }),
     },
   };
 
@@ -846,12 +1098,19 @@
       model.workflowProblem = error.message;
     }
     if (mine !== generation) return;
-    fill($("#crumbs"),
-      h("a", { href: `${base}/ui/workflows/${enc(execution.workflowId)}` }, model.workflow ? model.workflow.name : execution.workflowId),
-      " › ", h("span", { "aria-current": "page" }, execution.id));
+    fill(
+      $("#crumbs"),
+      h(
+        "a",
+        { href: `${base}/ui/workflows/${enc(execution.workflowId)}` },
+        model.workflow ? model.workflow.name : execution.workflowId,
+      ),
+      " › ",
+      h("span", { "aria-current": "page" }, execution.id),
+    );
     fill($("#view"), executionSkeleton(model));
     renderWorkflowNote(model);
-    window.addEventListener("resize", () => renderGraph(model));
+    redrawGraph = () => renderGraph(model);
     const ticker = setInterval(() => {
       if (mine !== generation || model.ended) clearInterval(ticker);
       else if (model.caughtUp) {
@@ -937,7 +1196,17 @@
       "table",
       { class: "runs-table" },
       h("caption", {}, "Recent executions, newest first"),
-      h("thead", {}, h("tr", {}, ["Execution", "State", "Started", "Took", "Started by", "Error"].map((title) => h("th", { scope: "col" }, title)))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["Execution", "State", "Started", "Took", "Started by", "Error"].map((title) =>
+            h("th", { scope: "col" }, title),
+          ),
+        ),
+      ),
       h("tbody", { id: "runs" }),
     );
     const more = h("button", { type: "button", hidden: true }, "Show older executions");
@@ -947,11 +1216,27 @@
         "section",
         { class: "summary", "aria-labelledby": "workflow-title" },
         h("h1", { id: "workflow-title" }, name),
-        h("p", {}, h("code", {}, pageId), workflow ? ` · version ${workflow.version} · ${plural(workflow.nodes.length, "node")} · updated ${dateTime(workflow.updatedAt)}` : ""),
+        h(
+          "p",
+          {},
+          h("code", {}, pageId),
+          workflow
+            ? ` · version ${workflow.version} · ${plural(workflow.nodes.length, "node")} · updated ${dateTime(workflow.updatedAt)}`
+            : "",
+        ),
         workflow && workflow.description ? h("p", {}, workflow.description) : null,
-        problem ? h("p", { class: "note" }, `The workflow could not be read (${problem}); its executions are listed below.`) : null,
+        problem
+          ? h("p", { class: "note" }, `The workflow could not be read (${problem}); its executions are listed below.`)
+          : null,
       ),
-      h("section", { class: "panel", "aria-labelledby": "runs-title" }, h("h2", { id: "runs-title" }, "Executions"), table, more, h("p", { id: "runs-note", class: "note" })),
+      h(
+        "section",
+        { class: "panel", "aria-labelledby": "runs-title" },
+        h("h2", { id: "runs-title" }, "Executions"),
+        table,
+        more,
+        h("p", { id: "runs-note", class: "note" }),
+      ),
     );
     let cursor = null;
     let firstPage = "";
@@ -984,7 +1269,9 @@
       $("#runs-note").textContent = $("#runs").children.length ? "" : "No executions yet.";
       return page.data.some((run) => !TERMINAL.has(run.state));
     };
-    more.addEventListener("click", () => load(true).catch((error) => failed(error, "Older executions could not be read")));
+    more.addEventListener("click", () =>
+      load(true).catch((error) => failed(error, "Older executions could not be read")),
+    );
     let active = await load(false);
     // The first page follows runs in flight: read again every few seconds while one of them is.
     while (active && mine === generation) {
@@ -1017,7 +1304,11 @@
       else if (pageKind === "workflows") await showWorkflow(mine);
       else showAlert(`This page shows /ui/executions/<id> or /ui/workflows/<id>, not ${location.pathname}`);
     } catch (error) {
-      if (mine === generation) failed(error, pageKind === "executions" ? `Execution ${pageId} could not be read` : `Workflow ${pageId} could not be read`);
+      if (mine === generation)
+        failed(
+          error,
+          pageKind === "executions" ? `Execution ${pageId} could not be read` : `Workflow ${pageId} could not be read`,
+        );
     }
   }
 
