@@ -265,6 +265,31 @@ def test_cancel_from_the_page_asks_first_then_ends_canceled(browser: WebDriver, 
     assert not cancel.is_displayed()
 
 
+def test_a_pause_asked_from_the_page_shows_until_it_is_withdrawn(browser: WebDriver, stack: Stack, token: str) -> None:
+    # A pause waits for the next node boundary, which a 60 s delay does not reach: it stays asked for.
+    waits = workflow(stack, token, "waits long", [{"id": "nap", "type": "delay", "config": {"seconds": 60}}])
+    execution_id = start(stack, token, waits)
+    visit(browser, f"{stack.url}/ui/executions/{execution_id}#token={token}")
+    wait_until(browser, lambda b: "waiting 60 s" in node(b, "nap").text, "the delay to show")
+    badge = browser.find_element(By.CSS_SELECTOR, "[data-execution-state]")
+
+    browser.find_element(By.CSS_SELECTOR, '[data-action="pause"]').click()
+    confirm(browser)
+    wait_until(browser, lambda b: "pause requested" in badge.text, "the pause request to show")
+    resume = browser.find_element(By.CSS_SELECTOR, '[data-action="resume"]')
+    assert resume.text == "▶ Withdraw pause"
+    assert not browser.find_element(By.CSS_SELECTOR, '[data-action="pause"]').is_displayed()
+
+    resume.click()
+    confirm(browser)
+    wait_until(browser, lambda b: "pause requested" not in badge.text, "the pause to be withdrawn")
+
+    assert execution_state(browser) == "RUNNING"
+    execution = stack.call("GET", f"/api/workflows/execute/{execution_id}", token).json()["data"]
+    assert (execution["state"], execution["pauseRequested"]) == ("RUNNING", False)
+    assert stack.call("DELETE", f"/api/workflows/execute/{execution_id}", token).status_code == 200
+
+
 def test_a_looping_workflow_shows_how_often_each_node_ran(
     browser: WebDriver, stack: Stack, token: str, agent: AgentServer, tmp_path: Path
 ) -> None:

@@ -522,7 +522,7 @@
       ),
       h(
         "div",
-        { class: "actions", role: "toolbar", "aria-label": "Actions on this execution" },
+        { class: "actions", role: "group", "aria-label": "Actions on this execution" },
         actionButton("pause", "⏸ Pause"),
         actionButton("resume", "▶ Resume"),
         actionButton("cancel", "⊘ Cancel"),
