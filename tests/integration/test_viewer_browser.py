@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -208,7 +209,10 @@ def test_the_link_stepwise_open_prints_shows_the_run_and_leaves_no_token_in_the_
 def test_a_running_execution_turns_completed_without_a_reload(
     browser: WebDriver, stack: Stack, token: str, agent: AgentServer
 ) -> None:
-    slow_agent = agent_calling(stack, token, agent, "/slow", Reply(json={"answer": 42}, delay=3.0))
+    # The agent answers when the test says so: the page must show the call running, then its end.
+    released = threading.Event()
+    answer = Reply(respond=lambda request: {"answer": 42} if released.wait(WAIT_SECONDS) else {"late": True})
+    slow_agent = agent_calling(stack, token, agent, "/slow", answer)
     slow = workflow(
         stack,
         token,
@@ -226,6 +230,7 @@ def test_a_running_execution_turns_completed_without_a_reload(
     assert nodes(browser)["done"] == ("PENDING", "0")
     browser.execute_script("window.stillTheSamePage = true")
 
+    released.set()
     wait_for_state(browser, "COMPLETED")
 
     assert browser.execute_script("return window.stillTheSamePage") is True

@@ -301,7 +301,7 @@
       completedAt: execution.completedAt,
       error: execution.error,
       canceledBy: null,
-      variables: {},
+      variables: execution.variables || {}, // as they are now; the events rebuild them from the start
       variablesVersion: 0,
       runs: new Map(), // run number -> one node run
       skipped: new Set(),
@@ -310,7 +310,10 @@
       lastSeq: 0,
       caughtUp: false,
       ended: false,
-      output: undefined,
+      finishing: false,
+      // An ended execution's record has its output already; one that runs gets it when it ends (finish).
+      outputKnown: TERMINAL.has(execution.state),
+      output: execution.output,
       selected: null,
     };
   }
@@ -972,7 +975,7 @@
       fill($("#variables"), jsonTree(model.variables, "variables", opened));
     }
     const output = $("#output");
-    if (model.ended && output.getAttribute("data-filled") !== "yes") {
+    if (model.outputKnown && output.getAttribute("data-filled") !== "yes") {
       output.setAttribute("data-filled", "yes");
       fill(
         output,
@@ -980,7 +983,7 @@
           ? h("p", { class: "note" }, "No output.")
           : jsonTree(model.output, "output", opened),
       );
-    } else if (!model.ended) {
+    } else if (!model.outputKnown) {
       fill(output, h("p", { class: "note" }, "Shown once the execution has completed."));
     }
   }
@@ -1113,7 +1116,7 @@
     redrawGraph = () => renderGraph(model);
     const ticker = setInterval(() => {
       if (mine !== generation || model.ended) clearInterval(ticker);
-      else if (model.caughtUp) {
+      else if (model.caughtUp && !model.finishing) {
         renderSummary(model);
         renderGraph(model);
         renderTimeline(model);
@@ -1153,6 +1156,8 @@
         model.state = page.state;
       }
       if (TERMINAL.has(page.state) && !full) {
+        // Nothing is drawn until the record is read: a page that reads ended shows its output too.
+        model.finishing = true;
         await finish(model, mine);
         return;
       }
@@ -1168,6 +1173,7 @@
       if (mine !== generation) return;
       model.execution = execution;
       model.output = execution.output;
+      model.outputKnown = true;
       model.error = execution.error;
       model.completedAt = execution.completedAt || model.completedAt;
       model.state = execution.state;
