@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 PORT ?= 3000
 
-.PHONY: dev test lint typecheck template unit integration bench clean
+.PHONY: dev test lint typecheck template browser unit integration bench clean
 
 $(VENV)/.installed: requirements-dev.txt layers/stepwise/requirements.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "stepwise needs Python 3.13 (or 3.12); none was found"; exit 1; }
@@ -42,7 +42,20 @@ template: $(VENV)/.installed $(SAM_VENV)/.installed
 	@echo "template: sam validate --lint and sam build passed; StepwiseLayer:" \
 		"$$(du -sm .aws-sam/build/StepwiseLayer | cut -f1) MB, $$(find .aws-sam/build/StepwiseLayer -type f | wc -l) files"
 
-test: lint typecheck template
+# The viewer's tests (tests/integration/test_viewer_browser.py) drive Debian's chromium with its chromedriver.
+# Installed once with apt-get (as root: CI is a clean machine); nothing is done when both are installed.
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@installed="$$(dpkg-query -W -f='$${db:Status-Status} ' $(BROWSER_PACKAGES) 2>/dev/null)"; \
+	if [ "$$installed" != "installed installed " ]; then \
+		echo "installing $(BROWSER_PACKAGES) for the viewer's browser tests (apt-get)"; \
+		test "$$(id -u)" = 0 || { echo "run as root, or: sudo apt-get install -y $(BROWSER_PACKAGES)"; exit 1; }; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+		apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; \
+	fi
+
+test: lint typecheck template browser
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 bench: $(VENV)/.installed

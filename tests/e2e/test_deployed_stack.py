@@ -126,3 +126,14 @@ def test_identity_is_enforced_by_the_deployed_api(outputs: dict[str, str], alice
         assert _call(outputs, "GET", f"/api/workflows/{workflow['id']}", mallory).status_code == 403
     finally:
         _call(outputs, "DELETE", f"/api/workflows/{workflow['id']}", alice)
+
+
+def test_the_viewer_is_served_behind_the_stage_with_no_token(outputs: dict[str, str]) -> None:
+    # Behind API Gateway the page lives under the stage; it loads its files relative to it.
+    page = _call(outputs, "GET", f"/ui/executions/exe_{'0' * 26}", None)
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    script = _call(outputs, "GET", "/ui/viewer.js", None)
+    assert script.status_code == 200
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"

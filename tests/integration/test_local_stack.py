@@ -9,14 +9,12 @@ The forged token carries the right claims and ``kid`` but is signed with a key o
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import signal
 import socket
 import subprocess
 import time
-from importlib import resources
 from typing import Any
 
 import jwt
@@ -32,6 +30,8 @@ from tests.support.local_stack import (
     cli_environment,
     free_port_pair,
     listening,
+    moto_signing_key,
+    resigned,
 )
 
 pytestmark = pytest.mark.slow
@@ -195,17 +195,6 @@ def test_a_definition_a_run_would_fail_on_is_refused_when_written(stack: Stack) 
 
 
 # ---------------------------------------------------------------------------------------- the door
-
-
-def moto_signing_key() -> Any:
-    # moto signs every Cognito token with this key; it ships inside moto (a local stand-in only).
-    raw = (resources.files("moto") / "cognitoidp/resources/jwks-private.json.gz").read_bytes()
-    return jwt.algorithms.RSAAlgorithm.from_jwk(gzip.decompress(raw).decode())
-
-
-def resigned(token: str, key: Any, **changes: Any) -> str:
-    claims = {**jwt.decode(token, options={"verify_signature": False}), **changes}
-    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "dummy"})
 
 
 def test_a_token_re_signed_with_moto_key_unchanged_is_accepted(stack: Stack, demo_token: str) -> None:

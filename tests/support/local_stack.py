@@ -7,6 +7,7 @@ conftest.py``) starts one stack per test module, so a module that writes and del
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import socket
@@ -16,9 +17,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jwt
 import requests
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -95,6 +98,18 @@ class Stack:
         return subprocess.run(
             [str(STEPWISE), *args], env=environment, capture_output=True, text=True, timeout=timeout, check=False
         )
+
+
+def moto_signing_key() -> Any:
+    """The key moto signs every Cognito token with; it ships inside moto (a local stand-in only)."""
+    raw = (resources.files("moto") / "cognitoidp/resources/jwks-private.json.gz").read_bytes()
+    return jwt.algorithms.RSAAlgorithm.from_jwk(gzip.decompress(raw).decode())
+
+
+def resigned(token: str, key: Any, **changes: Any) -> str:
+    """``token`` with ``changes`` to its claims, signed with ``key`` (moto's: the stack's pool would sign it)."""
+    claims = {**jwt.decode(token, options={"verify_signature": False}), **changes}
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "dummy"})
 
 
 def wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Any) -> None:

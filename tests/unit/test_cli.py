@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from stepwise.cli import watch
+from stepwise.cli import commands, watch
 from stepwise.cli.api import Api, unreachable
-from stepwise.cli.commands import cmd_execution_watch, file_command
+from stepwise.cli.commands import browser_at_hand, cmd_execution_watch, cmd_open, file_command
 from stepwise.cli.inputs import UsageError, apply_settings, parse_value, parse_variables, since
 from stepwise.cli.main import api_address, build_parser
 from stepwise.cli.output import EXIT_CANCELED, EXIT_FAILED, EXIT_OK
@@ -432,3 +432,87 @@ def test_agent_delete_passes_force() -> None:
         args = build_parser().parse_args(["agent", "delete", "ag_1", *argv])
         args.func(args, Recorder("http://api.invalid", "token"))
         assert sent.pop() == ("DELETE", "/api/agents/ag_1", params)
+
+
+# ------------------------------------------------------------------------------------------ open
+
+
+class Terminal:
+    """A stand-in for a terminal's stdin or stdout."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def opening(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The links ``open`` hands to a browser, recorded instead of opened."""
+    opened: list[str] = []
+    monkeypatch.setattr("webbrowser.open", lambda link: opened.append(link) or True)
+    return opened
+
+
+@pytest.mark.parametrize(
+    ("resource_id", "page", "api_path"),
+    [
+        (EXECUTION_ID, f"/ui/executions/{EXECUTION_ID}", f"/api/workflows/execute/{EXECUTION_ID}"),
+        (WORKFLOW_ID, f"/ui/workflows/{WORKFLOW_ID}", f"/api/workflows/{WORKFLOW_ID}"),
+    ],
+)
+def test_open_prints_the_viewers_link_with_the_token_once_the_api_knows_the_id(
+    resource_id: str, page: str, api_path: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = opening(monkeypatch)
+    api = ScriptedApi({f"GET {api_path}": [envelope({"id": resource_id})]})
+
+    code = cmd_open(build_parser().parse_args(["open", resource_id]), api)
+
+    assert code == EXIT_OK
+    assert capsys.readouterr().out == f"http://api.invalid{page}#token=token\n"
+    assert api.sent == [("GET", api_path, None)]
+    assert opened == []  # printed for a script (stdout is not a terminal here), never opened
+
+
+def test_open_takes_only_an_execution_or_a_workflow_id() -> None:
+    with pytest.raises(UsageError, match="neither an execution id"):
+        cmd_open(build_parser().parse_args(["open", "ag_01J00000000000000000000000"]), ScriptedApi({}))
+
+
+def test_open_opens_a_browser_at_a_desktops_terminal_unless_told_not_to(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = opening(monkeypatch)
+    monkeypatch.setattr(commands, "browser_at_hand", lambda: True)
+    api = ScriptedApi({f"GET /api/workflows/{WORKFLOW_ID}": [envelope({"id": WORKFLOW_ID})]})
+
+    cmd_open(build_parser().parse_args(["open", WORKFLOW_ID, "--no-browser"]), api)
+    assert opened == []
+    cmd_open(build_parser().parse_args(["open", WORKFLOW_ID]), api)
+    assert opened == [f"http://api.invalid/ui/workflows/{WORKFLOW_ID}#token=token"]
+    assert "the link holds your token" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("platform", "display", "at_hand"),
+    [("linux", None, False), ("linux", ":0", True), ("darwin", None, True), ("win32", None, True)],
+)
+def test_a_browser_is_at_hand_at_a_terminal_of_a_desktop(
+    platform: str, display: str | None, at_hand: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a display Python's webbrowser would start a text browser in the terminal.
+    monkeypatch.setattr("sys.stdin", Terminal())
+    monkeypatch.setattr("sys.stdout", Terminal())
+    monkeypatch.setattr("sys.platform", platform)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if display:
+        monkeypatch.setenv("DISPLAY", display)
+    else:
+        monkeypatch.delenv("DISPLAY", raising=False)
+
+    assert browser_at_hand() is at_hand
+
+
+def test_a_browser_is_never_at_hand_for_a_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", Terminal())
+    monkeypatch.setattr("sys.platform", "darwin")
+
+    assert browser_at_hand() is False  # stdout is pytest's capture, as it would be a pipe

@@ -86,6 +86,13 @@ def test_nothing_the_layer_ships_imports_what_it_leaves_out(shipped: Path) -> No
     assert offenders == []
 
 
+def test_the_layer_ships_the_viewers_page_script_and_stylesheet(shipped: Path) -> None:
+    from stepwise import viewer
+
+    for name in (viewer.PAGE, *viewer.ASSETS):
+        assert (shipped / "stepwise" / "viewer" / name).read_bytes() == (PACKAGE_DIR / "viewer" / name).read_bytes()
+
+
 def report(*names: str) -> dict[str, Any]:
     return {"install": [{"metadata": {"name": name, "version": "1.0"}} for name in names]}
 

@@ -408,7 +408,7 @@ def test_no_route_has_an_authorizer_and_the_api_function_checks_tokens_of_the_po
             if event["Type"] == "HttpApi":
                 routes += 1
                 assert "Auth" not in event["Properties"], f"{logical_id}.{name}"
-    assert routes == 2
+    assert routes == 3  # the API, its public document, the viewer's pages
     pool = "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"
     environment = function_specs(template)["ApiFunction"].environment
     assert environment["JWT_ISSUER"] == {"Fn::Sub": pool}

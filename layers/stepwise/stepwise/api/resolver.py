@@ -1,11 +1,11 @@
 """The one resolver of the HTTP API (API Gateway HTTP API, payload 2.0): its Routers, its error map, its document.
 
 :func:`create_resolver` includes one Router per resource (:mod:`stepwise.api.executions`, ``workflows``,
-``agents``, ``schedules``) and maps every failure to the error envelope ``{"success": false, "error":
-"..."}`` here, in one place: domain errors (:mod:`stepwise.errors`) with their status, request validation
-as a 400 that names the field, an unknown route as a 404, anything else as a generic 500 (the detail is
-logged), a path the API has asked with another method as a 405 with an ``Allow`` header. A request for a
-private route without a valid token is a 401 whatever else is wrong with it.
+``agents``, ``schedules``, and the viewer's ``pages``) and maps every failure to the error envelope
+``{"success": false, "error": "..."}`` here, in one place: domain errors (:mod:`stepwise.errors`) with their
+status, request validation as a 400 that names the field, an unknown route as a 404, anything else as a
+generic 500 (the detail is logged), a path the API has asked with another method as a 405 with an ``Allow``
+header. A request for a private route without a valid token is a 401 whatever else is wrong with it.
 
 Status codes and documented answers are declared on each route (``status_code=``, ``responses=``). The
 OpenAPI document drops the one thing Powertools adds that this API never answers: 422 (a request that
@@ -29,7 +29,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stepwise.api import agents, executions, finding, schedules, workflows
+from stepwise.api import agents, executions, finding, pages, schedules, workflows
 from stepwise.api.routing import (
     CALLER_CONTEXT_KEY,
     DEPENDENCIES_CONTEXT_KEY,
@@ -37,6 +37,7 @@ from stepwise.api.routing import (
     ApiDependencies,
     another_kind,
     identify,
+    is_public,
 )
 from stepwise.auth import TokenRefused
 from stepwise.errors import BadRequest, StepwiseError, Unauthorized
@@ -45,7 +46,7 @@ from stepwise.observability import logger
 
 TITLE = "stepwise API"
 VERSION = "1.0.0"
-ROUTERS = (executions, finding, workflows, agents, schedules)
+ROUTERS = (executions, finding, workflows, agents, schedules, pages)
 # Powertools documents these for its own validation answer (422), which this API never gives.
 UNUSED_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 
@@ -104,9 +105,11 @@ def create_resolver(dependencies: Callable[[], ApiDependencies]) -> StepwiseReso
 def openapi_document(app: StepwiseResolver) -> dict[str, Any]:
     """The API's OpenAPI 3.1 document, as ``GET /api/openapi.json`` serves it."""
     described: dict[str, Any] = json.loads(app.get_openapi_json_schema())
-    for operations in described["paths"].values():
+    for path, operations in described["paths"].items():
         for operation in operations.values():
             operation["responses"].pop("422", None)
+            if is_public(path):
+                operation["security"] = []  # the viewer's pages: no token (their data calls carry one)
     for name in UNUSED_SCHEMAS:
         described["components"]["schemas"].pop(name, None)
     return described
@@ -119,7 +122,7 @@ METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE")
 def _path_methods(document: Mapping[str, Any]) -> list[tuple[re.Pattern[str], list[str]]]:
     """Each path of the API (the document's and the public ones) as a pattern, with the methods it takes."""
     paths = {path: [method.upper() for method in operations] for path, operations in document["paths"].items()}
-    paths.update({path: ["GET"] for path in PUBLIC_PATHS})
+    paths.update({path: ["GET"] for path in (*PUBLIC_PATHS, *pages.ASSET_PATHS)})
     patterns = []
     for path, methods in paths.items():
         segments = (
@@ -168,7 +171,7 @@ def _map_errors(app: StepwiseResolver, path_methods: Callable[[], list[tuple[re.
         # A failure met before the route knew its caller (a malformed body, say) waits behind a 401.
         if isinstance(error, Unauthorized) or CALLER_CONTEXT_KEY in app.context:
             return None
-        if app.current_event.path in PUBLIC_PATHS:
+        if is_public(app.current_event.path):
             return None
         try:
             dependencies: ApiDependencies = app.context[DEPENDENCIES_CONTEXT_KEY]

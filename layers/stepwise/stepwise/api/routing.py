@@ -9,7 +9,8 @@ is identified and checked before its handler runs, in this order:
 3. each id in the path of the kind its name says (404 that names the kind it is: ids are
    ``<kind>_<ULID>``, see :mod:`stepwise.ids`).
 
-Routes anyone may call (:data:`PUBLIC_PATHS`, the API's description) take no caller.
+Routes anyone may call (:func:`is_public`: the API's description, and the viewer's pages under ``/ui/``,
+whose data calls carry the token) take no caller.
 
 A route gets the store, the adapters' settings and the limits as a parameter too, ``wired: Wired``: the
 composition root (:mod:`stepwise.wiring`) builds one :class:`ApiDependencies` per container, and the
@@ -37,6 +38,8 @@ from stepwise.service.schedules import Scheduling
 from stepwise.store import Store
 
 PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs"})
+# The viewer (stepwise.api.pages): its pages and files hold no data; the page asks the API with a token.
+VIEWER_PREFIX = "/ui/"
 # Where the caller is kept for the rest of the request (the resolver's context is cleared after each one).
 CALLER_CONTEXT_KEY = "stepwise.caller"
 # Where the resolver puts the container's dependencies for each request.
@@ -66,6 +69,11 @@ UNAVAILABLE_RESPONSE: dict[int, OpenAPIResponse] = {
         "content": {"application/json": {"model": ErrorEnvelope}},
     }
 }
+
+
+def is_public(path: str) -> bool:
+    """Whether anyone may call ``path`` without a token: the API's description and the viewer."""
+    return path in PUBLIC_PATHS or path.startswith(VIEWER_PREFIX)
 
 
 def answers(status: int, description: str) -> dict[int, OpenAPIResponse]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
+from stepwise import ids
 from stepwise.cli.api import Api, ApiError
 from stepwise.cli.inputs import UsageError, apply_settings, load_document, parse_variables, since
 from stepwise.cli.output import EXIT_OK, print_json, print_rows
@@ -167,3 +170,42 @@ def cmd_execution_rerun(args: argparse.Namespace, api: Api) -> int:
 def cmd_execution_watch(args: argparse.Namespace, api: Api) -> int:
     """Watch any execution, however it was started (CLI, curl, schedule), with the view of ``run --watch``."""
     return follow(api, args.id)
+
+
+# What `stepwise open` takes: each kind of id, the viewer's page for it, and the API path that reads it.
+VIEWER_PAGES: dict[ids.Kind, tuple[str, str]] = {
+    "exe": ("executions", "/api/workflows/execute/{id}"),
+    "wf": ("workflows", "/api/workflows/{id}"),
+}
+
+
+def viewer_link(url: str, resource_id: str, token: str) -> str:
+    """The viewer's page of an execution or a workflow, with ``token`` in the fragment (which no server sees)."""
+    for kind, (page, _) in VIEWER_PAGES.items():
+        if ids.is_id(resource_id, kind):
+            return f"{url.rstrip('/')}/ui/{page}/{resource_id}#token={quote(token, safe='')}"
+    raise UsageError(f"{resource_id!r} is neither an execution id (exe_...) nor a workflow id (wf_...)")
+
+
+def browser_at_hand() -> bool:
+    """Whether ``open`` should start a browser: only for someone at a terminal of a desktop session."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return False  # a script (or a test) wants the link, not a window
+    if sys.platform in ("darwin", "win32"):
+        return True
+    # Without a display, Python's webbrowser falls back to a text browser that would take over the terminal.
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def cmd_open(args: argparse.Namespace, api: Api) -> int:
+    """Print the viewer's link to an execution or a workflow, with the CLI's token; open it where a browser is."""
+    link = viewer_link(api.url, args.id, api.token or "")
+    # An unknown id or a refused token is said here (exit 4) rather than by the page.
+    api.data("GET", VIEWER_PAGES["exe" if ids.is_id(args.id, "exe") else "wf"][1].format(id=args.id))
+    print(link)
+    if not args.no_browser and browser_at_hand():
+        import webbrowser
+
+        if webbrowser.open(link):
+            print("stepwise: opened in your browser (the link holds your token: share it with no one)", file=sys.stderr)
+    return EXIT_OK

@@ -15,6 +15,7 @@ from stepwise.cli.commands import (
     cmd_dev,
     cmd_execution_rerun,
     cmd_execution_watch,
+    cmd_open,
     cmd_run,
     cmd_schedule_create,
     cmd_token,
@@ -208,6 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("--var-file", metavar="FILE", help="a JSON or YAML object of variables to set (--var wins)")
     rerun.add_argument("--watch", action="store_true", help="follow the rerun until it ends")
     rerun.add_argument("--idempotency-key", metavar="KEY", help="a retried rerun with the same key starts one run")
+
+    opener = leaf(
+        commands,
+        "open",
+        cmd_open,
+        "print the viewer's link to an execution or a workflow, and open it in a browser where there is one",
+        epilog="The link carries your token (in its #fragment, which no server sees): anyone who has the link "
+        "can act as you until the token expires.",
+    )
+    opener.add_argument("id", help="an execution id (exe_...) or a workflow id (wf_...)")
+    opener.add_argument("--no-browser", action="store_true", help="only print the link")
 
     schedule = commands.add_parser(
         "schedule", help="create, list, enable, disable and delete schedules"

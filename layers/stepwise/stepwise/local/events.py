@@ -4,8 +4,9 @@ One builder serves the local stack (from a real HTTP request) and the tests (fro
 body), so both hand the API function exactly what API Gateway would: ``rawPath``, ``rawQueryString``
 and ``queryStringParameters`` (repeated keys joined with commas), lower-cased headers (repeated ones
 joined with commas), cookies, a base64 body for binary content, ``pathParameters`` of the matched
-``ANY /api/{proxy+}`` route. The routes have no authorizer (the API function checks the bearer token
-itself), so the event carries no ``requestContext.authorizer``: the token is in the ``authorization`` header.
+``ANY /api/{proxy+}`` (or the viewer's ``ANY /ui/{proxy+}``) route. The routes have no authorizer (the API
+function checks the bearer token itself), so the event carries no ``requestContext.authorizer``: the token is
+in the ``authorization`` header.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from urllib.parse import parse_qsl, urlsplit
 _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded", "application/xml")
 
 
-PROXY_ROUTE = "ANY /api/{proxy+}"
-# The template's routes: the OpenAPI document has a route of its own, the rest the proxy.
+# The template's routes: the OpenAPI document has a route of its own, the rest a proxy by prefix.
+PROXY_ROUTES = {"/api/": "ANY /api/{proxy+}", "/ui/": "ANY /ui/{proxy+}"}
 OPEN_ROUTES = frozenset({"GET /api/openapi.json"})
 
 
@@ -31,7 +32,7 @@ def route_key_for(method: str, path: str) -> str:
     exact = f"{method.upper()} {path}"
     if exact in OPEN_ROUTES:
         return exact
-    return PROXY_ROUTE if path.startswith("/api/") else exact
+    return next((route for prefix, route in PROXY_ROUTES.items() if path.startswith(prefix)), exact)
 
 
 def http_api_event(
@@ -100,8 +101,9 @@ def http_api_event(
         event["cookies"] = cookies
     if query:
         event["queryStringParameters"] = query
-    if route_key == PROXY_ROUTE:
-        event["pathParameters"] = {"proxy": path.removeprefix("/api/")}
+    for prefix, route in PROXY_ROUTES.items():
+        if route_key == route:
+            event["pathParameters"] = {"proxy": path.removeprefix(prefix)}
     if raw_body is not None:
         if encoded is not None:
             event["body"] = encoded
