@@ -118,7 +118,7 @@ def running_stack(directory: Path) -> Iterator[Stack]:
     stdout, stderr = directory / "stdout.txt", directory / "stderr.txt"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
-            [str(STEPWISE), "dev", "--port", str(port)],
+            [str(STEPWISE), "dev", "--port", str(port), "--state-dir", str(directory / "state")],
             cwd=PROJECT_DIR,
             env=cli_environment(),
             stdout=out,
