@@ -18,6 +18,11 @@ One process holds it all, assembled here:
   user ``demo``, so ``stepwise token --user demo`` and the printed curl work at once
   (:mod:`stepwise.local.banner`).
 
+* what moto stores, kept in a state directory (default ``.stepwise`` in the checkout): restored before moto's
+  server answers anyone, every write journaled before its answer leaves (:mod:`stepwise.local.persistence`).
+* the fault plan (``--faults``, ``PUT /local/faults``), injected into Lambda invokes and AWS calls
+  (:mod:`stepwise.local.faults`).
+
 The log is quiet: one line per request (:mod:`stepwise.local.api_server`), one per execution state change
 (:mod:`stepwise.local.execution_states`); handlers' Powertools logs at WARNING unless
 ``POWERTOOLS_LOG_LEVEL`` says otherwise, no metrics. Ctrl-C (or SIGTERM) stops everything and exits 0.
@@ -281,7 +286,11 @@ def serve(
             thread.start()
             try:
                 print(banner(stack, time.monotonic() - started), flush=True)
-                threading.Event().wait()
+                # Waited in slices: when the kernel hands Ctrl-C to another thread, only a main thread that wakes
+                # up runs its handler (an endless wait would sleep through it).
+                idle = threading.Event()
+                while not idle.wait(0.5):
+                    pass
             finally:
                 api_server.shutdown()  # before the stack goes, so no request meets a stopped moto
     except (PortInUse, StateError) as error:
