@@ -238,8 +238,10 @@ def _interrupt(signum: int, frame: Any) -> None:
     # The first Ctrl-C or SIGTERM stops the stack; later ones must not cut the cleanup short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # Executions still in flight fail as moto goes away; their warnings would only be noise now.
+    # Executions still in flight fail as moto goes away (their writes refused once the state is kept, see
+    # stepwise.local.persistence), and go on at the next start; their warnings and errors would only be noise now.
     logging.getLogger("moto").setLevel(logging.CRITICAL)
+    logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "stepwise")).setLevel(logging.CRITICAL)
     raise KeyboardInterrupt
 
 
