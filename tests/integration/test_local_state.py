@@ -88,6 +88,11 @@ def test_everything_stored_before_a_kill_9_is_there_after_it(tmp_path: Path) -> 
         schedule = created(first, alice, f"/api/workflows/{slow['id']}/schedules", {"expression": "rate(1 day)"})
         done = created(first, demo, f"/api/workflows/execute/{DEMO_WORKFLOW}", {"variables": {"review": "good"}})
         assert first.wait_for_end(done["executionId"], demo)["state"] == "COMPLETED"
+        # A value past 8 KiB is kept in the values' bucket (S3), not in the table.
+        big = {"id": "big", "type": "setVariables", "config": {"values": {"text": "x" * 9000}}}
+        kept = created(first, alice, "/api/workflows", {"name": "big", "nodes": [big]})
+        valued = created(first, alice, f"/api/workflows/execute/{kept['id']}", {})
+        assert first.wait_for_end(valued["executionId"], alice)["state"] == "COMPLETED"
         in_flight = created(first, alice, f"/api/workflows/execute/{slow['id']}", {})
         wait_for_node(first, alice, in_flight["executionId"], "ask")
         # When the process group is killed the moment after the API answered a write
@@ -99,7 +104,8 @@ def test_everything_stored_before_a_kill_9_is_there_after_it(tmp_path: Path) -> 
     second = start_stack(tmp_path, port=first.port)
     try:
         assert "(resumed in" in second.output()
-        assert {w["id"] for w in data(second, alice, "/api/workflows")} == {slow["id"], last["id"]}
+        assert {w["id"] for w in data(second, alice, "/api/workflows")} == {slow["id"], kept["id"], last["id"]}
+        assert data(second, alice, f"/api/workflows/execute/{valued['executionId']}")["variables"]["text"] == "x" * 9000
         assert data(second, alice, f"/api/agents/{agent['id']}")["hasCredential"] is True
         assert [s["id"] for s in data(second, alice, f"/api/workflows/{slow['id']}/schedules")] == [schedule["id"]]
         ended = data(second, demo, f"/api/workflows/execute/{done['executionId']}")

@@ -5,16 +5,20 @@
     # faults are off again here, whatever the block raised
     wait for every execution to end
 
-The plan reaches every process of the stack (the API's warm instances too) within about 0.1 s.
+The plan reaches every process of the stack (the API's warm instances too) within RELOAD_SECONDS: each
+function here returns only after that, so the next call of the test meets the new plan.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import requests
+
+from stepwise.local.faults import RELOAD_SECONDS
 
 FAULTS_PATH = "/local/faults"
 
@@ -28,17 +32,12 @@ def set_faults(api_url: str, probabilities: Mapping[str, float] | str, *, seed: 
     else:
         plan = {**probabilities, **({"seed": seed} if seed is not None else {})}
         answer = requests.put(api_url + FAULTS_PATH, json=plan, timeout=10)
-    answer.raise_for_status()
-    data: dict[str, Any] = answer.json()["data"]
-    return data
+    return _followed(answer)
 
 
 def faults_off(api_url: str) -> dict[str, Any]:
     """Stop injecting faults; returns the stack's view (with the counts injected so far)."""
-    answer = requests.delete(api_url + FAULTS_PATH, timeout=10)
-    answer.raise_for_status()
-    data: dict[str, Any] = answer.json()["data"]
-    return data
+    return _followed(requests.delete(api_url + FAULTS_PATH, timeout=10))
 
 
 def faults_now(api_url: str) -> dict[str, Any]:
@@ -58,3 +57,10 @@ def injected_faults(
         yield set_faults(api_url, probabilities, seed=seed)
     finally:
         faults_off(api_url)
+
+
+def _followed(answer: requests.Response) -> dict[str, Any]:
+    answer.raise_for_status()
+    time.sleep(RELOAD_SECONDS * 1.5)  # until every process of the stack has read the new plan
+    data: dict[str, Any] = answer.json()["data"]
+    return data

@@ -68,10 +68,10 @@ def banner(stack: LocalStack, seconds: float) -> str:
             f"  demo        workflow {demo.workflow_id} of user {DEMO_USER}",
             f"              agents {demo.json_agent_id} (json), {demo.chat_agent_id} (openai-chat) "
             f"at {stack.demo_agents_url}",
-            f"  run it      {start_curl}",
-            f"              or: {cli} run {demo.workflow_id} --watch",
             f"  state       {state_line(stack)}",
             f"  faults      {stack.faults.plan().describe()}   (change: curl -X PUT {stack.api_url}{LOCAL_FAULTS_PATH} "
             "-d 'crash-after=0.1,throttle=0.1')",
+            f"  run it      {start_curl}",
+            f"              or: {cli} run {demo.workflow_id} --watch",
         ]
     )

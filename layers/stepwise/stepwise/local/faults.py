@@ -160,7 +160,7 @@ class FaultInjector:
         self.injected: Counter[str] = Counter()
         self._plan = FaultPlan()
         self._random = random.Random()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
 
@@ -210,7 +210,7 @@ class FaultInjector:
         except FileNotFoundError:
             stamp = None
         else:
-            stamp = (stat.st_mtime_ns, stat.st_size)
+            stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # set() renames a new file in: a new inode
         if stamp == self._stamp:
             return
         self._stamp = stamp

@@ -163,7 +163,8 @@ class StateDirectory:
 
         directory = cls(path.resolve(), getattr(moto, "__version__", "unknown"))
         try:
-            directory.path.mkdir(parents=True, exist_ok=True)
+            # It holds agents' credentials and the user pool's signing key: for the user's eyes only.
+            directory.path.mkdir(mode=0o700, parents=True, exist_ok=True)
             lock_file = (directory.path / _LOCK).open("a+")
         except OSError as error:
             raise StateError(f"{path} cannot be used as the state directory: {error}") from error
@@ -230,7 +231,7 @@ class StateDirectory:
         """Replace the snapshot whole (written aside, synced, renamed), then drop the journals it covers."""
         path = self.path / _SNAPSHOT
         partial = path.with_suffix(".partial")
-        with partial.open("wb") as file:
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
             pickle.dump({"format": FORMAT, "generation": generation, "backends": backends}, file, protocol=5)
             file.flush()
             os.fsync(file.fileno())
