@@ -6,11 +6,12 @@ PYTHON ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.13*/bin/python3.13) $(
                       $(wildcard $(PYENV_ROOT)/versions/3.12*/bin/python3.12) $(shell command -v python3.12))
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 PORT ?= 3000
 
-.PHONY: dev test lint typecheck template browser unit integration bench clean
+.PHONY: dev test lint typecheck template scan browser unit integration bench clean
 
 $(VENV)/.installed: requirements-dev.txt layers/stepwise/requirements.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "stepwise needs Python 3.13 (or 3.12); none was found"; exit 1; }
@@ -23,6 +24,11 @@ $(VENV)/.installed: requirements-dev.txt layers/stepwise/requirements.txt pyproj
 $(SAM_VENV)/.installed: requirements-sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install -q -r requirements-sam.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q -r requirements-checkov.txt
 	touch $@
 
 dev: $(VENV)/.installed
@@ -55,11 +61,15 @@ browser:
 		apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; \
 	fi
 
-test: lint typecheck template browser
+# A public scanner's checks on the template: each one fails or is skipped in the template with its reason.
+scan: $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+
+test: lint typecheck template scan browser
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 bench: $(VENV)/.installed
 	$(PY) bench/run_workflow.py --nodes 10 --nodes 100
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -161,9 +161,14 @@ def report(project_dir: Path) -> dict[str, Any]:
     port = _free_port_pair()
     stepwise = Path(sys.executable).parent / "stepwise"
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STEPWISE_"))}
-    with tempfile.TemporaryFile() as log:
+    # Its state goes to a directory of its own (journaled as in `make dev`), never the checkout's .stepwise.
+    with tempfile.TemporaryFile() as log, tempfile.TemporaryDirectory() as state:
         process = subprocess.Popen(
-            [str(stepwise), "dev", "--port", str(port)], cwd=project_dir, env=environment, stdout=log, stderr=log
+            [str(stepwise), "dev", "--port", str(port), "--state-dir", state],
+            cwd=project_dir,
+            env=environment,
+            stdout=log,
+            stderr=log,
         )
         try:
             _wait_until_serving(process, port)

@@ -126,28 +126,47 @@ def wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Any) -> 
     raise AssertionError(f"stepwise dev did not answer within {START_DEADLINE_SECONDS} s:\n{log()}")
 
 
-@contextmanager
-def running_stack(directory: Path) -> Iterator[Stack]:
-    """``stepwise dev`` on free ports, its output in ``directory``; stopped with Ctrl-C at the end."""
-    port = free_port_pair()
+def start_stack(directory: Path, *args: str, port: int | None = None) -> Stack:
+    """``stepwise dev`` on free ports (or ``port``), its state in ``directory/state``, its output in ``directory``.
+
+    It runs in a session of its own, so a test can kill its whole process group as a crash would.
+    """
+    port = port or free_port_pair()
     stdout, stderr = directory / "stdout.txt", directory / "stderr.txt"
-    with stdout.open("wb") as out, stderr.open("wb") as err:
+    with stdout.open("ab") as out, stderr.open("ab") as err:
         process = subprocess.Popen(
-            [str(STEPWISE), "dev", "--port", str(port)],
+            [str(STEPWISE), "dev", "--port", str(port), "--state-dir", str(directory / "state"), *args],
             cwd=PROJECT_DIR,
             env=cli_environment(),
             stdout=out,
             stderr=err,
+            start_new_session=True,
         )
-    running = Stack(f"http://127.0.0.1:{port}", port, port + 1, process, stdout, stderr)
+    started = Stack(f"http://127.0.0.1:{port}", port, port + 1, process, stdout, stderr)
     try:
-        wait_until_serving(process, running.url, running.output)
+        wait_until_serving(process, started.url, started.output)
+    except BaseException:
+        stop_stack(started)
+        raise
+    return started
+
+
+def stop_stack(stack: Stack) -> None:
+    """Ctrl-C, as a user stops it (killed if it has not stopped within 10 s)."""
+    if stack.process.poll() is None:
+        stack.process.send_signal(signal.SIGINT)
+        try:
+            stack.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            stack.process.kill()
+            stack.process.wait()
+
+
+@contextmanager
+def running_stack(directory: Path) -> Iterator[Stack]:
+    """``stepwise dev`` on free ports, its state and output in ``directory``; stopped with Ctrl-C at the end."""
+    running = start_stack(directory)
+    try:
         yield running
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_stack(running)

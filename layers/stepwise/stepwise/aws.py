@@ -8,6 +8,7 @@ The adapters (``store``, ``stepfunctions``, ``secrets``, ``schedules``, ``blobs`
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,23 @@ def error_message(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Message", "")) or str(error)
 
 
+# Called with each client built: the local stack's fault injection registers here (stepwise.local.faults).
+_client_hooks: list[Callable[[Any], None]] = []
+
+
+def on_new_client(hook: Callable[[Any], None]) -> Callable[[], None]:
+    """Call ``hook(client)`` on every client built from now on; returns what undoes it (clients built are dropped)."""
+    _client_hooks.append(hook)
+    reset_clients()
+
+    def undo() -> None:
+        if hook in _client_hooks:
+            _client_hooks.remove(hook)
+        reset_clients()
+
+    return undo
+
+
 @cache
 def _client(service: str) -> Any:
     import boto3
@@ -53,7 +71,10 @@ def _client(service: str) -> Any:
         read_timeout=30,
         s3={"addressing_style": "path"} if service == "s3" and _local_endpoint() else None,
     )
-    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+    client = boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+    for hook in _client_hooks:
+        hook(client)
+    return client
 
 
 def dynamodb() -> DynamoDBClient:

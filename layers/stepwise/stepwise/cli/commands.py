@@ -32,7 +32,7 @@ def cmd_dev(args: argparse.Namespace, api: Api) -> int:
     """Run the local stack in the foreground."""
     from stepwise.local.dev import serve
 
-    return serve(args.port, args.aws_port)
+    return serve(args.port, args.aws_port, state_dir=args.state_dir, fresh=args.fresh, faults=args.faults)
 
 
 def file_command(method: str, path: str) -> Command:

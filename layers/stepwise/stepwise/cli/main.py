@@ -7,6 +7,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from stepwise.cli.api import DEFAULT_URL, Api, ApiError
@@ -106,6 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=int(os.environ.get("PORT") or 3000), help="API port (default: $PORT or 3000)"
     )
     dev.add_argument("--aws-port", type=int, default=None, help="the local AWS endpoint's port (default: port + 1)")
+    dev.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ["STEPWISE_STATE_DIR"]) if os.environ.get("STEPWISE_STATE_DIR") else None,
+        help="where the stack keeps its state across restarts (default: $STEPWISE_STATE_DIR, else .stepwise)",
+    )
+    dev.add_argument("--fresh", action="store_true", help="forget the kept state and start empty")
+    dev.add_argument(
+        "--faults",
+        default=os.environ.get("STEPWISE_FAULTS"),
+        metavar="SPEC",
+        help="inject faults, e.g. 'crash-after=0.05,throttle=0.1,seed=7' (default: $STEPWISE_FAULTS; see the README)",
+    )
 
     # Workflows and agents take the same five commands over their own collection.
     for noun, path, columns, update_help in (

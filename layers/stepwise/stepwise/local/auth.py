@@ -87,6 +87,21 @@ class LocalUserPool:
         client.create_group(UserPoolId=pool_id, GroupName=ADMIN_GROUP, Description="May see every user's data.")
         return cls(client, pool_id, client_id, region)
 
+    @classmethod
+    def find(
+        cls, client: CognitoIdentityProviderClient, region: str, name: str = "stepwise-local"
+    ) -> LocalUserPool | None:
+        """The pool and app client :meth:`create` made at a previous start (a resumed state), or None."""
+        pools = client.list_user_pools(MaxResults=60)["UserPools"]
+        pool_id = next((pool["Id"] for pool in pools if pool.get("Name") == f"{name}-users" and "Id" in pool), None)
+        if pool_id is None:
+            return None
+        clients = client.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]
+        client_id = next(
+            (c["ClientId"] for c in clients if c.get("ClientName") == f"{name}-client" and "ClientId" in c), None
+        )
+        return cls(client, pool_id, client_id, region) if client_id is not None else None
+
     @property
     def issuer(self) -> str:
         """The ``iss`` of this pool's tokens (the API function's ``JWT_ISSUER``)."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from stepwise.local.api_server import DEFAULT_PORT
 from stepwise.local.demo import DEMO_USER
-from stepwise.local.gateway import LOCAL_TOKEN_PATH
+from stepwise.local.gateway import LOCAL_FAULTS_PATH, LOCAL_TOKEN_PATH
 
 if TYPE_CHECKING:
     from stepwise.local.started import LocalStack
@@ -23,6 +23,25 @@ def _cli_command() -> str:
     with contextlib.suppress(ValueError):
         return str(script.relative_to(Path.cwd()))
     return str(script)
+
+
+def _shown(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd())) or "."
+    return str(path)
+
+
+def state_line(stack: LocalStack) -> str:
+    """Where the stack keeps its state, and whether this start resumed it."""
+    if stack.state is None:
+        return "nowhere: everything goes when it stops"
+    where = _shown(stack.state.path)
+    restored = stack.restored
+    if restored is None or not restored.anything:
+        return f"{where} (new; kept across restarts, `stepwise dev --fresh` starts empty)"
+    replayed = f", {restored.calls + restored.backends} writes replayed" if restored.calls + restored.backends else ""
+    refused = f", {restored.failed_calls} refused" if restored.failed_calls else ""
+    return f"{where} (resumed in {restored.seconds:.1f} s{replayed}{refused}; `stepwise dev --fresh` starts empty)"
 
 
 def banner(stack: LocalStack, seconds: float) -> str:
@@ -49,6 +68,9 @@ def banner(stack: LocalStack, seconds: float) -> str:
             f"  demo        workflow {demo.workflow_id} of user {DEMO_USER}",
             f"              agents {demo.json_agent_id} (json), {demo.chat_agent_id} (openai-chat) "
             f"at {stack.demo_agents_url}",
+            f"  state       {state_line(stack)}",
+            f"  faults      {stack.faults.plan().describe()}   (change: curl -X PUT {stack.api_url}{LOCAL_FAULTS_PATH} "
+            "-d 'crash-after=0.1,throttle=0.1')",
             f"  run it      {start_curl}",
             f"              or: {cli} run {demo.workflow_id} --watch",
         ]

@@ -265,18 +265,28 @@ class DemoSeed:
 
 
 def seed(store: Store, owner: str, agents_url: str) -> DemoSeed:
-    """Store the demo agents (pointing at ``agents_url``) and the demo workflow, owned by ``owner``."""
+    """Store the demo agents (pointing at ``agents_url``) and the demo workflow, owned by ``owner``.
+
+    What a resumed state holds already is kept as it is, except a demo agent's endpoint, which follows the demo
+    agents' server to the port it has now.
+    """
     timestamp = now_iso()
     agents = [
         (DEMO_JSON_AGENT_ID, "Demo sentiment agent (json)", "json", JSON_PATH, None),
         (DEMO_CHAT_AGENT_ID, "Demo writer agent (openai-chat)", "openai-chat", CHAT_PATH, DEMO_CHAT_MODEL),
     ]
     for agent_id, name, protocol, path, model in agents:
+        endpoint = agents_url.rstrip("/") + path
+        stored = store.get_agent(agent_id)
+        if stored is not None:
+            if stored.endpoint != endpoint:
+                store.put_agent(stored.model_copy(update={"endpoint": endpoint, "updatedAt": timestamp}), new=False)
+            continue
         record = AgentRecord(
             id=agent_id,
             owner=owner,
             name=name,
-            endpoint=agents_url.rstrip("/") + path,
+            endpoint=endpoint,
             protocol=protocol,
             model=model,
             timeoutSeconds=10,
@@ -284,14 +294,15 @@ def seed(store: Store, owner: str, agents_url: str) -> DemoSeed:
             updatedAt=timestamp,
         )
         store.put_agent(record, new=True)
-    definition = demo_workflow()
-    view = WorkflowView(
-        **definition.model_dump(),
-        id=DEMO_WORKFLOW_ID,
-        version=1,
-        owner=owner,
-        createdAt=timestamp,
-        updatedAt=timestamp,
-    )
-    store.put_new_workflow(view)
+    if store.get_workflow(DEMO_WORKFLOW_ID) is None:
+        definition = demo_workflow()
+        view = WorkflowView(
+            **definition.model_dump(),
+            id=DEMO_WORKFLOW_ID,
+            version=1,
+            owner=owner,
+            createdAt=timestamp,
+            updatedAt=timestamp,
+        )
+        store.put_new_workflow(view)
     return DemoSeed(DEMO_WORKFLOW_ID, DEMO_JSON_AGENT_ID, DEMO_CHAT_AGENT_ID, owner)

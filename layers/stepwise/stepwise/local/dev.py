@@ -20,6 +20,11 @@ One process holds it all, assembled here:
 * the clocks of what AWS runs on a schedule: due schedules fire (:mod:`stepwise.local.schedule_clock`), and the
   reconciler runs every few seconds (:mod:`stepwise.local.reconcile_clock`).
 
+* what moto stores, kept in a state directory (default ``.stepwise`` in the checkout): restored before moto's
+  server answers anyone, every write journaled before its answer leaves (:mod:`stepwise.local.persistence`).
+* the fault plan (``--faults``, ``PUT /local/faults``), injected into Lambda invokes and AWS calls
+  (:mod:`stepwise.local.faults`).
+
 The log is quiet: one line per request (:mod:`stepwise.local.api_server`), one per execution state change
 (:mod:`stepwise.local.execution_states`); handlers' Powertools logs at WARNING unless
 ``POWERTOOLS_LOG_LEVEL`` says otherwise, no metrics. Ctrl-C (or SIGTERM) stops everything and exits 0.
@@ -33,6 +38,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -47,8 +53,8 @@ from stepwise.local.stack import ACCOUNT, Deployment
 from stepwise.local.started import LocalStack
 
 if TYPE_CHECKING:
-    from moto.server import ThreadedMotoServer
-
+    from stepwise.local.faults import FaultPlan
+    from stepwise.local.persistence import Journal, Restored, StateDirectory
     from stepwise.local.routes import Route
     from stepwise.local.warm_instances import WarmInstances
 
@@ -64,15 +70,23 @@ MOTO_PROGRAM_LOGGER = "moto.stepfunctions.parser.asl.component.program.program"
 
 
 @contextlib.contextmanager
-def _moto_server(port: int) -> Iterator[ThreadedMotoServer]:
-    from moto.server import ThreadedMotoServer
+def _moto_server(port: int, journal: Journal | None) -> Iterator[Restored | None]:
+    """moto's server on 127.0.0.1:``port``, on a thread; with a journal, its state restored first and kept after."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    app = DomainDispatcherApplication(create_backend_app)
+    restored = journal.restore(app) if journal is not None else None  # before it serves anyone
+    served = journal.wrap(app) if journal is not None else app
+    server = make_server("127.0.0.1", port, served, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+    thread.start()
     try:
-        yield server
+        yield restored
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join()
+        server.server_close()
 
 
 def _warm_instances(
@@ -95,8 +109,20 @@ def _warm_instances(
 
 
 @contextlib.contextmanager
-def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalStack]:
-    """Start moto's server, deploy the template into it, make the user pool and the demo; undo on exit."""
+def local_stack(
+    port: int,
+    aws_port: int,
+    project_dir: Path,
+    *,
+    state: StateDirectory | None = None,
+    faults: FaultPlan | None = None,
+) -> Iterator[LocalStack]:
+    """Start moto's server, deploy the template into it, make the user pool and the demo; undo on exit.
+
+    With ``state``, what moto stores is restored from that directory first and kept there (see
+    :mod:`stepwise.local.persistence`); without, the stack starts empty and forgets everything. ``faults`` is the
+    fault plan in force at start (see :mod:`stepwise.local.faults`); ``PUT /local/faults`` changes it.
+    """
     import boto3
     import requests
 
@@ -104,10 +130,12 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
     from stepwise.local import demo
     from stepwise.local.auth import LocalUserPool
     from stepwise.local.execution_states import print_state_changes
+    from stepwise.local.faults import FAULTS_FILE_VARIABLE, FaultPlan, injecting
+    from stepwise.local.persistence import Journal
     from stepwise.local.reconcile_clock import ReconcileClock
     from stepwise.local.routes import template_routes
     from stepwise.local.schedule_clock import ScheduleClock
-    from stepwise.local.stack import environment, provision, running
+    from stepwise.local.stack import DYNAMODB_LOCK, environment, provision, running, serialize_dynamodb
     from stepwise.local.template import load_template
 
     aws_url = f"http://127.0.0.1:{aws_port}"
@@ -122,18 +150,30 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
     }
     drop = ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE"]
     with contextlib.ExitStack() as stack:
+        # The fault plan lives in a file every process of the stack reads (the API's instances are processes).
+        faults_dir = state.path if state is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        faults_file = faults_dir / "faults.json"
+        values[FAULTS_FILE_VARIABLE] = str(faults_file)
+        injector = stack.enter_context(injecting(faults_file, "stack"))
+        injector.set(faults or FaultPlan())  # what --faults says; never the plan of the previous run
+
         stack.enter_context(environment(values, drop))
-        stack.enter_context(_moto_server(aws_port))
+        serialize_dynamodb()
+        journal = Journal(state, locks={"dynamodb": DYNAMODB_LOCK}) if state is not None else None
+        restored = stack.enter_context(_moto_server(aws_port, journal))
         requests.post(
             f"{aws_url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
         ).raise_for_status()
-        deployment = stack.enter_context(running(provision(project_dir, REGION)))
+        deployment = stack.enter_context(running(provision(project_dir, REGION), injector.lambda_fault))
         stack.enter_context(print_state_changes(deployment.environment["TABLE_NAME"], REGION, sys.stdout))
 
-        # Every moto request draws on its random numbers (request ids at least): nothing else may call moto
-        # from the seed until the pool, its client and the demo user exist, or their ids change.
-        requests.post(f"{aws_url}/moto-api/seed", params={"a": str(COGNITO_SEED)}, timeout=10).raise_for_status()
-        users = LocalUserPool.create(boto3.session.Session(region_name=REGION).client("cognito-idp"), REGION)
+        cognito = boto3.session.Session(region_name=REGION).client("cognito-idp")
+        users = LocalUserPool.find(cognito, REGION)  # kept from a previous start: its users and tokens carry on
+        if users is None:
+            # Every moto request draws on its random numbers (request ids at least): nothing else may call moto
+            # from the seed until the pool, its client and the demo user exist, or their ids change.
+            requests.post(f"{aws_url}/moto-api/seed", params={"a": str(COGNITO_SEED)}, timeout=10).raise_for_status()
+            users = LocalUserPool.create(cognito, REGION)
         demo_sub = users.ensure_user(demo.DEMO_USER, admin=False)
         stack.enter_context(environment(users.api_environment(aws_url)))  # the API function's token settings
 
@@ -154,14 +194,22 @@ def local_stack(port: int, aws_port: int, project_dir: Path) -> Iterator[LocalSt
 
         for instances in functions.values():
             instances.ready()  # so the first request is not a cold start
+        if journal is not None:
+            # Stopping starts here: no write is kept after this, so what is kept is the state the API last answered.
+            stack.callback(journal.close)
+            if restored is not None and restored.calls + restored.backends:
+                journal.compact_in_background()  # the next start need not replay this journal again
         yield LocalStack(
             api_url=f"http://127.0.0.1:{port}",
             aws_url=aws_url,
-            gateway=LocalGateway(routes, users, functions, port),
+            gateway=LocalGateway(routes, users, functions, port, faults=injector),
             users=users,
             deployment=deployment,
             demo=seeded,
             demo_agents_url=agents.url,
+            state=state,
+            restored=restored,
+            faults=injector,
         )
 
 
@@ -194,28 +242,48 @@ def _interrupt(signum: int, frame: Any) -> None:
     # The first Ctrl-C or SIGTERM stops the stack; later ones must not cut the cleanup short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # Executions still in flight fail as moto goes away; their warnings would only be noise now.
+    # Executions still in flight fail as moto goes away (their writes refused once the state is kept, see
+    # stepwise.local.persistence), and go on at the next start; their warnings and errors would only be noise now.
     logging.getLogger("moto").setLevel(logging.CRITICAL)
+    logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "stepwise")).setLevel(logging.CRITICAL)
     raise KeyboardInterrupt
 
 
-def serve(port: int = DEFAULT_PORT, aws_port: int | None = None, *, project_dir: Path | None = None) -> int:
-    """Run the local stack until Ctrl-C or SIGTERM; returns the exit code (0; 1 when it cannot start)."""
+def serve(
+    port: int = DEFAULT_PORT,
+    aws_port: int | None = None,
+    *,
+    project_dir: Path | None = None,
+    state_dir: Path | None = None,
+    fresh: bool = False,
+    faults: str | None = None,
+) -> int:
+    """Run the local stack until Ctrl-C or SIGTERM; returns the exit code (0; 1 when it cannot start).
+
+    Its state is kept in ``state_dir`` (default ``.stepwise`` in the checkout; ``fresh`` forgets what it held);
+    ``faults`` is a fault plan (:meth:`stepwise.local.faults.FaultPlan.parse`).
+    """
+    from stepwise.local.faults import FaultPlan, InvalidFaults
+    from stepwise.local.persistence import DEFAULT_DIRECTORY, StateDirectory, StateError
+
     started = time.monotonic()
     aws_port = aws_port or port + 1
     _quiet_libraries()
     try:
         from stepwise.local.stack import project_root
 
+        plan = FaultPlan.parse(faults)
         project_dir = project_dir or project_root()
         api_server = bind_api_server(port)
-    except (PortInUse, FileNotFoundError) as error:
+    except (PortInUse, FileNotFoundError, InvalidFaults) as error:
         print(error if isinstance(error, PortInUse) else f"stepwise dev: {error}", file=sys.stderr)
         return 1
     previous = {number: signal.signal(number, _interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+    state: StateDirectory | None = None
     try:
         check_port_free(aws_port, "--aws-port")
-        with local_stack(port, aws_port, project_dir) as stack:
+        state = StateDirectory.open(state_dir or project_dir / DEFAULT_DIRECTORY, fresh=fresh)
+        with local_stack(port, aws_port, project_dir, state=state, faults=plan) as stack:
             api_server.gateway = stack.gateway
             listen(api_server, port)
             thread = threading.Thread(
@@ -224,16 +292,22 @@ def serve(port: int = DEFAULT_PORT, aws_port: int | None = None, *, project_dir:
             thread.start()
             try:
                 print(banner(stack, time.monotonic() - started), flush=True)
-                threading.Event().wait()
+                # Waited in slices: when the kernel hands Ctrl-C to another thread, only a main thread that wakes
+                # up runs its handler (an endless wait would sleep through it).
+                idle = threading.Event()
+                while not idle.wait(0.5):
+                    pass
             finally:
                 api_server.shutdown()  # before the stack goes, so no request meets a stopped moto
-    except PortInUse as error:
-        print(error, file=sys.stderr)
+    except (PortInUse, StateError) as error:
+        print(error if isinstance(error, PortInUse) else f"stepwise dev: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
     finally:
         api_server.server_close()
+        if state is not None:
+            state.close()
         for number, handler in previous.items():
             signal.signal(number, handler)
     print("stepwise dev: stopped", flush=True)

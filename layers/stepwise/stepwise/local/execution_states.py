@@ -37,6 +37,11 @@ class ExecutionStateLog:
         self.out = out
         self._stream = stream  # a real stream the table already had (none in the template today)
 
+    @property
+    def stream(self) -> Any:
+        """The stream the table had before this log (None: none); a pickled table keeps it instead of the log."""
+        return self._stream
+
     def add(self, old: Any, new: Any) -> None:
         """Called by moto with the item before and after each write, under the table's request lock."""
         if self._stream is not None:

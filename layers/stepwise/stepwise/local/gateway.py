@@ -5,11 +5,13 @@ for the route the template declares (:mod:`stepwise.local.routes`). The routes h
 ``Authorization`` header goes through to the function, which checks the token itself (:mod:`stepwise.auth`),
 so every 401 is the API's envelope. The function runs in one of its warm instances
 (:mod:`stepwise.local.warm_instances`), so requests are served side by side; its answer is shaped as API
-Gateway shapes it. ``POST /local/token`` (local only) mints a token for a local user.
+Gateway shapes it. ``POST /local/token`` (local only) mints a token for a local user; ``/local/faults`` (local
+only) reads (GET), sets (PUT or POST, a fault plan as JSON or as text) and clears (DELETE) the faults the stack
+injects (:mod:`stepwise.local.faults`).
 
 Every request whose ``Host`` is not ``127.0.0.1``, ``localhost`` or ``[::1]`` with this port is refused (403)
 before anything else, so a web page cannot reach the API by pointing a name of its own at 127.0.0.1 (DNS
-rebinding); ``/local/token`` also refuses requests a web page of another origin sends.
+rebinding); the ``/local/...`` routes also refuse requests a web page of another origin sends.
 """
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepwise.local.auth import USER_NAME_PATTERN, LocalUserPool
 from stepwise.local.events import http_api_event
 from stepwise.local.routes import Route, select_route
 from stepwise.local.warm_instances import InvokeFailed, WarmInstances
 
+if TYPE_CHECKING:
+    from stepwise.local.faults import FaultInjector
+
 LOCAL_TOKEN_PATH = "/local/token"  # noqa: S105 - a URL path, not a password
+LOCAL_FAULTS_PATH = "/local/faults"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
@@ -128,11 +134,13 @@ class LocalGateway:
         users: LocalUserPool | None,
         functions: Mapping[str, WarmInstances],
         port: int,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.routes = list(routes)
         self.users = users
         self.functions = dict(functions)
         self.port = port
+        self.faults = faults
 
     def handle(self, request: HttpRequest) -> GatewayResponse:
         """Answer one HTTP request."""
@@ -142,6 +150,8 @@ class LocalGateway:
             return json_response(413, {"message": "Request Entity Too Large"})
         if request.path == LOCAL_TOKEN_PATH:
             return self._local_token(request)
+        if request.path == LOCAL_FAULTS_PATH:
+            return self._local_faults(request)
         selected = select_route(self.routes, request.method, request.path)
         if selected is None:
             return json_response(404, {"message": "Not Found"})
@@ -176,14 +186,48 @@ class LocalGateway:
         response.headers.append(("apigw-requestid", str(event["requestContext"]["requestId"])))
         return response
 
+    def _other_page(self, request: HttpRequest) -> bool:
+        # A browser names the page that sent the request; the CLI, curl and tests send no Origin.
+        origin = request.header("origin")
+        return origin is not None and origin.strip().lower() not in {f"http://{h}" for h in loopback_hosts(self.port)}
+
+    def _local_faults(self, request: HttpRequest) -> GatewayResponse:
+        from stepwise.local.faults import FaultPlan, InvalidFaults
+
+        if self.faults is None:
+            return json_response(404, {"message": "Not Found"})
+        method = request.method.upper()
+        if method not in ("GET", "PUT", "POST", "DELETE"):
+            return json_response(405, {"success": False, "error": f"use GET, PUT or DELETE {LOCAL_FAULTS_PATH}"})
+        if method != "GET":
+            if self._other_page(request):
+                return json_response(403, {"success": False, "error": "other web pages may not change faults"})
+            try:
+                text = request.body.decode() if request.body else ""
+                if method == "DELETE":
+                    plan = FaultPlan()
+                elif text.lstrip().startswith("{"):
+                    plan = FaultPlan.from_json(json.loads(text))
+                else:
+                    plan = FaultPlan.parse(text)
+            except (ValueError, InvalidFaults) as error:
+                return json_response(400, {"success": False, "error": str(error)})
+            self.faults.set(plan)
+        plan = self.faults.plan()
+        return json_response(
+            200,
+            {
+                "success": True,
+                "data": {"faults": plan.as_json(), "describe": plan.describe(), "injected": dict(self.faults.injected)},
+            },
+        )
+
     def _local_token(self, request: HttpRequest) -> GatewayResponse:
         if self.users is None:
             return json_response(404, {"message": "Not Found"})  # no local user pool, no such route
         if request.method.upper() != "POST":
             return json_response(405, {"success": False, "error": f"use POST {LOCAL_TOKEN_PATH}"})
-        origin = request.header("origin")
-        if origin is not None and origin.strip().lower() not in {f"http://{h}" for h in loopback_hosts(self.port)}:
-            # A browser names the page that sent the request; the CLI and curl send no Origin.
+        if self._other_page(request):
             return json_response(403, {"success": False, "error": "tokens are not given to other web pages"})
         try:
             asked = json.loads(request.body or b"{}")

@@ -5,7 +5,8 @@ is the private method ``moto.awslambda.models.LambdaFunction._invoke_lambda(self
 returns ``(payload_json, errored, logs)``; every invoke goes through it, whether it comes from
 boto3 or from a Step Functions ``lambda:invoke`` task. :func:`route_lambda_invokes` swaps that
 method for one that calls a Python handler with the event and a small Lambda context, so the real
-ASL runs the real handlers.
+ASL runs the real handlers. With a fault decider (:mod:`stepwise.local.faults`), an invoke may fail as a
+Lambda service error, crash before or after its handler, or time out instead.
 
 It is a private API of moto 5.2.5 (pinned in ``requirements-dev.txt``): :func:`check_seam` fails
 loudly, naming the installed version, if a moto upgrade moves it.
@@ -27,6 +28,8 @@ from typing import Any
 
 Handler = Callable[[dict[str, Any], Any], Any]
 Resolver = Callable[[str], Handler]
+# Given a function's name, the fault to inject into one invoke of it (a kind of stepwise.local.faults), or None.
+FaultDecider = Callable[[str], str | None]
 
 _SEAM = "_invoke_lambda"
 _WRITTEN_FOR = "5.2.5"
@@ -100,11 +103,40 @@ def _error_payload(error: BaseException, error_type: str, request_id: str) -> st
     )
 
 
-def invoke_handler(resolver: Resolver, function: Any, event: Any) -> tuple[str, bool, str]:
+class LambdaServiceError(Exception):
+    """An invoke Lambda itself refused (an injected fault): moto answers it as the service's error response."""
+
+    def __init__(self, code: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def _service_error(error: LambdaServiceError) -> Exception:
+    # moto turns its own RESTError raised while it handles a request into that HTTP error answer; the caller's
+    # boto3 client raises it as a ClientError, which Step Functions names Lambda.<code>.
+    from moto.core.exceptions import JsonRESTError
+
+    answer = JsonRESTError(error.code, str(error))
+    answer.code = error.status
+    return answer
+
+
+_SERVICE_ERRORS = {
+    "lambda-error": ("ServiceException", 500, "Lambda could not run the function (injected by the local stack)"),
+    "lambda-throttle": ("TooManyRequestsException", 429, "Rate Exceeded. (injected by the local stack)"),
+}
+
+
+def invoke_handler(resolver: Resolver, function: Any, event: Any, fault: str | None = None) -> tuple[str, bool, str]:
     """Run one invoke of moto's ``function`` with the handler ``resolver`` names for it.
 
     Returns what moto's ``_invoke_lambda`` returns: ``(payload_json, errored, logs)``. A handler
     exception comes back as ``errored`` with Lambda's error payload, so a task's Catch sees it.
+    ``fault`` injects one (:mod:`stepwise.local.faults`): ``lambda-error`` and ``lambda-throttle`` raise
+    :class:`LambdaServiceError`; ``crash-before``, ``crash-after`` and ``timeout`` answer as Lambda does when
+    the function's process dies or runs out of time, the handler not run (before) or run to its end (after,
+    timeout: its writes are made, its answer is lost).
     """
     context = LocalLambdaContext(
         function_name=function.function_name,
@@ -112,12 +144,24 @@ def invoke_handler(resolver: Resolver, function: Any, event: Any) -> tuple[str, 
         memory_limit_in_mb=int(function.memory_size),
         timeout_seconds=float(function.timeout),
     )
+    if fault in _SERVICE_ERRORS:
+        code, status, message = _SERVICE_ERRORS[fault]
+        raise LambdaServiceError(code, status, message)
+    if fault == "crash-before":
+        return _crashed(context), True, ""
     try:
         handler = resolver(function.function_name)
         result = handler(_decode_event(event), context)
     except Exception as error:
         payload = _error_payload(error, type(error).__name__, context.aws_request_id)
         return payload, True, traceback.format_exc()
+    if fault == "crash-after":
+        return _crashed(context), True, ""
+    if fault == "timeout":
+        message = (
+            f"RequestId: {context.aws_request_id} Error: Task timed out after {context.timeout_seconds:.2f} seconds"
+        )
+        return json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message}), True, ""
     try:
         return json.dumps(result), False, ""
     except (TypeError, ValueError) as error:
@@ -125,18 +169,29 @@ def invoke_handler(resolver: Resolver, function: Any, event: Any) -> tuple[str, 
         return _error_payload(error, "Runtime.MarshalError", context.aws_request_id), True, ""
 
 
+def _crashed(context: LocalLambdaContext) -> str:
+    # What Lambda answers when the function's process exits mid-invoke (killed, out of memory, os._exit).
+    message = f"RequestId: {context.aws_request_id} Error: Runtime exited with error: signal: killed"
+    return json.dumps({"errorType": "Runtime.ExitError", "errorMessage": message})
+
+
 @contextlib.contextmanager
-def route_lambda_invokes(resolver: Resolver) -> Iterator[None]:
+def route_lambda_invokes(resolver: Resolver, faults: FaultDecider | None = None) -> Iterator[None]:
     """While active, every moto Lambda invoke runs ``resolver(function_name)(event, context)`` here.
 
     ``resolver`` maps a moto function's name to a handler (for instance through
     :func:`stepwise.local.template.load_handler`); a name it cannot resolve should raise, which the
-    caller sees as a failed invoke. Contexts nest; leaving one restores what was there before.
+    caller sees as a failed invoke. ``faults``, when given, decides a fault for each invoke (see
+    :func:`invoke_handler`). Contexts nest; leaving one restores what was there before.
     """
     function_class = check_seam()
 
     def routed_invoke(function: Any, event: Any = None) -> tuple[str, bool, str]:
-        return invoke_handler(resolver, function, event)
+        fault = faults(function.function_name) if faults is not None else None
+        try:
+            return invoke_handler(resolver, function, event, fault)
+        except LambdaServiceError as error:
+            raise _service_error(error) from error
 
     with _patch_lock:
         previous = function_class.__dict__[_SEAM]

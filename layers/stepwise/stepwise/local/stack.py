@@ -23,7 +23,7 @@ from typing import Any
 
 import boto3
 
-from stepwise.local.lambda_routing import route_lambda_invokes
+from stepwise.local.lambda_routing import FaultDecider, route_lambda_invokes
 from stepwise.local.partition_queries import queries_read_one_partition
 from stepwise.local.template import (
     FunctionSpec,
@@ -226,7 +226,9 @@ def _zip() -> bytes:
     return buffer.getvalue()
 
 
-_dynamodb_lock = threading.RLock()
+# Held by every DynamoDB request moto handles (see serialize_dynamodb); the state journal holds it too, so a
+# write is journaled before any read can see it (stepwise.local.persistence).
+DYNAMODB_LOCK = threading.RLock()
 
 
 def serialize_dynamodb() -> None:
@@ -244,7 +246,7 @@ def serialize_dynamodb() -> None:
     original = DynamoHandler.call_action
 
     def call_action(self: Any) -> Any:
-        with _dynamodb_lock:
+        with DYNAMODB_LOCK:
             return original(self)
 
     call_action._stepwise_serialized = True  # type: ignore[attr-defined]
@@ -379,15 +381,16 @@ def environment(values: Mapping[str, str], drop: Sequence[str] = ()) -> Iterator
 
 
 @contextmanager
-def running(deployment: Deployment) -> Iterator[Deployment]:
-    """Apply the deployment's environment to this process, route Lambda invokes to our handlers, and let a Query
-    read one partition (:mod:`stepwise.local.partition_queries`)."""
+def running(deployment: Deployment, faults: FaultDecider | None = None) -> Iterator[Deployment]:
+    """Apply the deployment's environment to this process, route Lambda invokes to our handlers (injecting the
+    faults ``faults`` decides, if any), and let a Query read one partition
+    (:mod:`stepwise.local.partition_queries`)."""
     from stepwise import wiring
 
     with environment(deployment.environment):
         wiring.reset()
         try:
-            with route_lambda_invokes(deployment.handler_for), queries_read_one_partition():
+            with route_lambda_invokes(deployment.handler_for, faults), queries_read_one_partition():
                 yield deployment
         finally:
             wiring.reset()

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from stepwise.local.auth import LocalUserPool
     from stepwise.local.demo import DemoSeed
+    from stepwise.local.faults import FaultInjector
     from stepwise.local.gateway import LocalGateway
+    from stepwise.local.persistence import Restored, StateDirectory
     from stepwise.local.stack import Deployment
 
 
@@ -23,3 +25,6 @@ class LocalStack:
     deployment: Deployment
     demo: DemoSeed
     demo_agents_url: str
+    state: StateDirectory | None  # where its state is kept (None: nowhere)
+    restored: Restored | None  # what the start found there
+    faults: FaultInjector

@@ -137,6 +137,7 @@ class WarmInstances:
         self._idle: list[_Instance] = []
         self._busy: set[_Instance] = set()
         self._starting = 0
+        self._started = 0  # instances ever started: each draws its injected faults from a generator of its own
         self._closed = False
         self._changed = threading.Condition()
 
@@ -192,7 +193,12 @@ class WarmInstances:
         }
 
     def _start(self) -> _Instance:
-        environment = self._environment if self._environment is not None else dict(os.environ)
+        from stepwise.local.faults import FAULTS_ROLE_VARIABLE
+
+        environment = dict(self._environment if self._environment is not None else os.environ)
+        with self._changed:
+            self._started += 1
+            environment[FAULTS_ROLE_VARIABLE] = f"{self.spec.logical_id}-{self._started}"
         return _Instance.start(self.project_dir, self.spec, environment)
 
     def _acquire(self) -> _Instance:
@@ -236,6 +242,7 @@ class WarmInstances:
 
 def _serve(connection: Connection, project_dir: Path, description: Mapping[str, str]) -> int:
     """The instance's side: load the handler, say so, then answer one event at a time until the socket closes."""
+    from stepwise.local.faults import install_from_environment
     from stepwise.local.lambda_routing import LocalLambdaContext
     from stepwise.local.template import FunctionSpec, load_handler
 
@@ -247,6 +254,7 @@ def _serve(connection: Connection, project_dir: Path, description: Mapping[str, 
         memory=0,
         environment_keys=(),
     )
+    install_from_environment()  # the stack's fault plan reaches this instance's AWS calls too
     try:
         handler = load_handler(project_dir, spec)
     except Exception:
