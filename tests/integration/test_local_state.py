@@ -2,8 +2,9 @@
 
 The crash is ``kill -9`` of the stack's whole process group, the moment after the API answered a write; the
 next start on the same state directory must have every workflow, agent (and its credential), schedule,
-execution and user, and the tokens minted before must still work. Runs that were in flight are not checked for
-an end here: restarting them is the reconciler's work (their records must only be there).
+execution and user, and the tokens minted before must still work; and every run that was in flight ends on its
+own soon after (the reconciler restarts it from its record), a call that was in flight made again with the same
+``Idempotency-Key``, a node that had completed never run again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.agent_server import AgentServer, Reply
 from tests.support.faults import faults_now, injected_faults
 from tests.support.local_stack import (
     PROJECT_DIR,
@@ -179,3 +181,45 @@ def test_step_functions_retries_injected_lambda_service_errors(stack: Stack) -> 
     # Then the run completes all the same: each failed invoke was retried by the state machine
     assert ended["state"] == "COMPLETED", ended
     assert injected.get("lambda-error", 0) + injected.get("lambda-throttle", 0) >= 1
+
+
+def test_runs_a_kill_9_left_in_flight_end_on_their_own_and_a_call_in_flight_is_made_again_as_the_same_call(
+    tmp_path: Path,
+) -> None:
+    with AgentServer() as agent_server:
+        # The first call hangs (the stack is killed while it waits); the call made again is answered.
+        agent_server.script("/agent", Reply.hang(120), Reply(200, json={"answer": "done"}))
+        first = start_stack(tmp_path)
+        try:
+            alice = first.token("alice")
+            agent = created(
+                first, alice, "/api/agents", {"name": "a", "endpoint": f"{agent_server.url}/agent", "protocol": "json"}
+            )
+            before = {"id": "before", "type": "setVariables", "config": {"values": {"n": 1}}}
+            ask = {"id": "ask", "type": "agentTask", "config": {"agentId": agent["id"], "prompt": "hi"}}
+            calling = created(first, alice, "/api/workflows", {"name": "calling", "nodes": [before, ask]})
+            wait = {"id": "wait", "type": "delay", "config": {"seconds": 3}}
+            waiting = created(first, alice, "/api/workflows", {"name": "waiting", "nodes": [before, wait]})
+            in_call = created(first, alice, f"/api/workflows/execute/{calling['id']}", {})["executionId"]
+            in_delay = created(first, alice, f"/api/workflows/execute/{waiting['id']}", {})["executionId"]
+            agent_server.wait_for_requests(1, timeout=20)
+            wait_for_node(first, alice, in_delay, "before")
+        finally:
+            crash(first)
+
+        second = start_stack(tmp_path, port=first.port)
+        try:
+            started = time.monotonic()
+            called = second.wait_for_end(in_call, alice)
+            delayed = second.wait_for_end(in_delay, alice)
+            took = time.monotonic() - started
+            print(f"in-flight runs ended {took:.1f} s after the restart")
+            assert took < 60
+            assert (called["state"], delayed["state"]) == ("COMPLETED", "COMPLETED"), (called, delayed)
+            assert called["nodeStates"]["before"]["runs"] == 1 and delayed["nodeStates"]["before"]["runs"] == 1
+            keys = [request.header("Idempotency-Key") for request in agent_server.requests]
+            assert keys == [f"{in_call}:ask:2", f"{in_call}:ask:2"], keys
+            events = data(second, alice, f"/api/workflows/execute/{in_call}/events")["events"]
+            assert any(event["type"] == "execution.restarted" for event in events)
+        finally:
+            stop_stack(second)

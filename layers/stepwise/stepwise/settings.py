@@ -109,6 +109,10 @@ class NodeRunnerSettings(ValueSettings):
     allow_private_endpoints: bool = Field(default=False, alias="ALLOW_PRIVATE_ENDPOINTS")
     default_call_timeout_seconds: float = Field(default=30.0, alias="DEFAULT_CALL_TIMEOUT_SECONDS", gt=0)
     max_response_bytes: int = Field(default=1_048_576, alias="MAX_RESPONSE_BYTES", gt=0)
+    # Claims of node runs taken before this time (ISO 8601) have lapsed: every invocation that took one has
+    # died since. Unset in AWS (a claim lasts until its invocation's deadline); the local stack sets it to the
+    # time it started, so a call a killed stack left in flight is made again as soon as its run is restarted.
+    claims_lapsed_before: str | None = Field(default=None, alias="CLAIMS_LAPSED_BEFORE")
 
 
 class ReconcilerSettings(FunctionSettings):

@@ -158,6 +158,7 @@ def node_runner() -> NodeRunnerDependencies:
         max_output_bytes=settings.max_output_bytes,
         max_variables_bytes=settings.max_variables_total_bytes,
         calls=calls,
+        claims_lapsed_before=settings.claims_lapsed_before,
     )
     blobs = Blobs(settings.values_bucket_name)
     return NodeRunnerDependencies(

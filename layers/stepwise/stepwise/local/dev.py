@@ -46,6 +46,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stepwise.clock import now_iso
 from stepwise.local.api_server import DEFAULT_PORT, PortInUse, bind_api_server, check_port_free, listen
 from stepwise.local.banner import banner
 from stepwise.local.gateway import LocalGateway
@@ -147,6 +148,8 @@ def local_stack(
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        # Every invocation of a stack that ran before this one died with it (stepwise.service.claims.holds).
+        "CLAIMS_LAPSED_BEFORE": now_iso(),
     }
     drop = ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE"]
     with contextlib.ExitStack() as stack:

@@ -31,6 +31,7 @@ class ActiveNode(BaseModel):
     startedAt: str
     claim: str | None = None
     claimUntil: str | None = None
+    claimedAt: str | None = None
     waitingFor: str | None = None
     seconds: int = 0
     approvedBy: str | None = None
@@ -98,7 +99,12 @@ class Control(BaseModel):
             # A run taken over keeps the time it first started (its startedAt).
             started = event.startedAt or event.at
             self.activeNode = ActiveNode(
-                nodeId=event.nodeId, run=event.run, startedAt=started, claim=event.claim, claimUntil=event.claimUntil
+                nodeId=event.nodeId,
+                run=event.run,
+                startedAt=started,
+                claim=event.claim,
+                claimUntil=event.claimUntil,
+                claimedAt=event.at if event.claim else None,
             )
             self.nodeRuns = max(self.nodeRuns, event.run)
         elif kind == "node.waiting" and self.activeNode and self.activeNode.run == event.run:

@@ -52,8 +52,15 @@ def new_claim(time_left_ms: Callable[[], int] | None) -> tuple[str, str]:
     return uuid.uuid4().hex, iso(now() + timedelta(seconds=seconds + SLACK_SECONDS))
 
 
-def holds(active: ActiveNode) -> bool:
-    """True while the invocation that claimed the node run may still be calling out."""
+def holds(active: ActiveNode, lapsed_before: str | None = None) -> bool:
+    """True while the invocation that claimed the node run may still be calling out.
+
+    ``lapsed_before``: a claim taken before this time has lapsed whatever its ``claimUntil`` says, because every
+    invocation alive then has died since (the local stack sets it to the time it started: a stack killed with
+    a call in flight takes the call over as soon as the reconciler restarts it, not minutes later).
+    """
+    if lapsed_before and active.claimedAt and parse_iso(active.claimedAt) < parse_iso(lapsed_before):
+        return False
     return active.claimUntil is not None and parse_iso(active.claimUntil) > now()
 
 
@@ -63,7 +70,13 @@ def owns(control: Control, run: int, claim: str) -> bool:
     return control.state == "RUNNING" and active is not None and active.run == run and active.claim == claim
 
 
-def settle(store: Store, execution_id: str, tail: Group, time_left_ms: Callable[[], int] | None) -> Group | Settled:
+def settle(
+    store: Store,
+    execution_id: str,
+    tail: Group,
+    time_left_ms: Callable[[], int] | None,
+    lapsed_before: str | None = None,
+) -> Group | Settled:
     """Wait while another invocation holds the node run in flight; then the newest group to decide on.
 
     ``TAKE_OVER`` when the claim has lapsed (run the same node run again), ``STEP_AGAIN`` when this invocation's
@@ -74,7 +87,7 @@ def settle(store: Store, execution_id: str, tail: Group, time_left_ms: Callable[
         active = control.activeNode
         if control.state != "RUNNING" or active is None or active.waitingFor:
             return tail
-        if not holds(active):
+        if not holds(active, lapsed_before):
             return TAKE_OVER
         if time_left_ms is not None and time_left_ms() < HAND_OVER_MS:
             return STEP_AGAIN

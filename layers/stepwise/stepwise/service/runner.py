@@ -102,7 +102,8 @@ def _in_flight(
 ) -> Answer | Group:
     """A node run in flight (:mod:`stepwise.service.claims`): wait while another invocation holds it, then the
     newest group to decide on; or, once its claim has lapsed, run it again as the same run (the answer)."""
-    settled = claims.settle(store, current.execution_id, current.tail, time_left_ms)
+    lapsed_before = current.step_limits.claims_lapsed_before
+    settled = claims.settle(store, current.execution_id, current.tail, time_left_ms, lapsed_before)
     if isinstance(settled, Group):
         return settled
     if settled == claims.STEP_AGAIN:

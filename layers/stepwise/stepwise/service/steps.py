@@ -48,11 +48,13 @@ CANCELED = "canceled"
 @dataclass(frozen=True)
 class StepLimits:
     """What a step keeps to (from the node runner's settings): a node's output and the execution's variables
-    at most this big (JSON bytes; each named by its setting in errors), and its calls' defaults."""
+    at most this big (JSON bytes; each named by its setting in errors), its calls' defaults, and the time
+    before which every claim of a node run has lapsed (:func:`stepwise.service.claims.holds`)."""
 
     max_output_bytes: int
     max_variables_bytes: int
     calls: CallDefaults
+    claims_lapsed_before: str | None = None
 
 
 class Answer(TypedDict):
