@@ -9,6 +9,9 @@ adds what belongs to it:
 type                        fields
 ==========================  =====================================================================
 execution.started           workflowId, workflowVersion, startedBy, by, variables (the initial ones)
+execution.queued            limit ("workflow" or "owner": the concurrency limit it waits for), concurrency (that
+                            limit's value); a resume that waits for a slot also has by (and an approval's node)
+execution.dequeued          waitedMs (a slot was free: it starts, or resumes, now)
 execution.running           (the state machine took it up: PENDING -> RUNNING)
 execution.pause_requested   by
 execution.pause_withdrawn   by
@@ -44,6 +47,8 @@ from stepwise.models.execution import ExecutionState, LogLevel
 
 EventType = Literal[
     "execution.started",
+    "execution.queued",
+    "execution.dequeued",
     "execution.running",
     "execution.pause_requested",
     "execution.pause_withdrawn",
@@ -105,6 +110,9 @@ class Event(BaseModel):
     seconds: int | None = None
     level: LogLevel | None = None
     message: str | None = None
+    limit: Literal["workflow", "owner"] | None = None
+    concurrency: int | None = None
+    waitedMs: int | None = None
 
     @property
     def terminal(self) -> bool:

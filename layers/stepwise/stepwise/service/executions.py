@@ -29,10 +29,10 @@ from stepwise.models.events import Actor, Event
 from stepwise.models.execution import TERMINAL_STATES, ExecutionSummary
 from stepwise.models.records import Control, ExecutionRecord, Group
 from stepwise.models.workflow import WorkflowView
-from stepwise.service import workflows
+from stepwise.service import concurrency, workflows
 from stepwise.service.history import Change, actor, ending, event, record_change
 from stepwise.service.paging import callers_cursor
-from stepwise.store import ExecutionQuery, Store, terminal
+from stepwise.store import ExecutionQuery, LimitReached, Store, terminal
 from stepwise.store.history import SeqTaken
 from stepwise.store.values import json_bytes
 
@@ -52,6 +52,12 @@ class Runs:
     state_machine_arn: str
     max_variables_bytes: int
     default_max_node_runs: int
+    # How many executions of one owner may run at once (0: no limit; see stepwise.service.concurrency).
+    owner_concurrency_limit: int = 0
+
+    def limits(self) -> concurrency.Limits:
+        """The concurrency limits its starts keep to (and the state machine a queued start is started on)."""
+        return concurrency.Limits(self.owner_concurrency_limit, self.state_machine_arn)
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,8 @@ def launch(
     The record is the first group of its log (``execution.started``, with the variables), then its projections.
     ``execution_id`` makes the start idempotent (a scheduled tick delivered twice starts one run). If Step
     Functions refuses, the record ends FAILED with the reason and ``StartFailed`` is raised. ``ExecutionExists``
-    when another start with the same ``execution_id`` recorded it first.
+    when another start with the same ``execution_id`` recorded it first. Over a concurrency limit, the execution
+    waits in its owner's queue (no run is started) or, for a workflow that rejects, ``TooManyRuns``.
     """
     merged = {**workflow.variables, **variables}
     if limits.depth(merged) > limits.MAX_DEPTH:
@@ -91,7 +98,7 @@ def launch(
     elif (tail := store.tail(execution_id)) is not None:
         # A repeated start (a scheduled tick delivered again): finish what a start that died left undone.
         store.project(execution_id, tail)
-        if tail.control.state == "PENDING":
+        if tail.control.state == "PENDING" and tail.control.queued is None:
             _start_state_machine(store, runs, workflow, execution_id)
         return execution_id
     started = event(
@@ -111,10 +118,11 @@ def launch(
         variablesBytes=sum(json_bytes(value) for value in merged.values()),
     )
     try:
-        store.commit(execution_id, None, [started], control)
+        admitted = concurrency.start_new(store, runs.limits(), workflow, execution_id, owner, started, control)
     except SeqTaken as error:
         raise ExecutionExists(execution_id) from error
-    _start_state_machine(store, runs, workflow, execution_id)
+    if admitted:
+        _start_state_machine(store, runs, workflow, execution_id)
     return execution_id
 
 
@@ -253,7 +261,7 @@ def list_for_workflow(
         records, next_cursor = store.find_executions(ExecutionQuery(owner, workflow_id, state), limit, cursor)
     if workflow is None and not records and cursor is None:
         raise WorkflowNotFound(workflow_id)
-    return [record.summary() for record in records], next_cursor
+    return concurrency.summaries(store, records), next_cursor
 
 
 def parse_time_bound(name: str, text: str | None) -> datetime | None:
@@ -304,7 +312,7 @@ def find(
     query = ExecutionQuery(owner or caller.sub, workflow_id, state, started_by, first, last)
     with callers_cursor():
         records, next_cursor = store.find_executions(query, limit, cursor)
-    return [record.summary() for record in records], next_cursor
+    return concurrency.summaries(store, records), next_cursor
 
 
 def cancel(store: Store, runs: Runs, caller: Caller, execution_id: str) -> None:
@@ -363,10 +371,16 @@ def _task_token_once_projected(store: Store, execution_id: str) -> str | None:
         time.sleep(0.05)
 
 
-def resume(store: Store, caller: Caller, execution_id: str) -> str:
-    """Resume a paused run (and approve the approval node it waits at), or withdraw a pause not yet taken."""
+def resume(store: Store, caller: Caller, execution_id: str, runs: Runs | None = None) -> str:
+    """Resume a paused run (and approve the approval node it waits at), or withdraw a pause not yet taken.
+
+    A resumed run takes its concurrency slots again (``runs`` says the owner-wide limit): over a limit, it waits
+    in the queue, PAUSED, and resumes by itself (or, for a workflow that rejects, ``TooManyRuns``).
+    """
     record = _record(store, caller, execution_id, change=True)
     token: list[str | None] = [record.taskToken]
+    limits = runs.limits() if runs else concurrency.Limits(0)
+    slots: list[dict[str, int]] = []
 
     def decide(tail: Group) -> Change:
         control = tail.control
@@ -380,13 +394,20 @@ def resume(store: Store, caller: Caller, execution_id: str) -> str:
             token[0] = _task_token_once_projected(store, execution_id)
         if token[0] is None:
             raise Conflict(f"Execution {execution_id} is pausing; resume it in a moment")
+        concurrency.waiting_conflict(execution_id, control)
+        slots[:] = slots or [concurrency.resume_slots(store, limits, record)]
         active = control.activeNode
         approving = active if active and active.waitingFor == "approval" else None
+        taking = {"slots": slots[0]}
         if approving:
-            return Change([event("execution.resumed", by=actor(caller), nodeId=approving.nodeId, run=approving.run)])
-        return Change([event("execution.resumed", by=actor(caller))])
+            resumed = event("execution.resumed", by=actor(caller), nodeId=approving.nodeId, run=approving.run)
+            return Change([resumed], updates=taking)
+        return Change([event("execution.resumed", by=actor(caller))], updates=taking)
 
-    _, decided = record_change(store, execution_id, decide)
+    try:
+        _, decided = record_change(store, execution_id, decide)
+    except LimitReached as full:
+        return concurrency.queue_resume(store, limits, record, caller, slots[0], full)
     if decided.events[-1].type == "execution.pause_withdrawn":
         return f"Execution {execution_id}: pause withdrawn; it goes on running"
     assert token[0] is not None

@@ -13,7 +13,11 @@ execution log: a group     ``EXECUTION#<id>``    ``EVENT#<first seq>``
 variable (top level)       ``EXECUTION#<id>``    ``VAR#<name>``
 node's latest run          ``EXECUTION#<id>``    ``NODE#<nodeId>``
 schedule                   ``WORKFLOW#<wf>``     ``SCHEDULE#<id>``
+queue entry (waiting run)  ``QUEUE#<sub>``       ``<queuedAt>#<exe id>``
 =========================  ====================  ======================  ==================================
+
+Concurrency slot counters (:mod:`~stepwise.store.slots`): ``SLOTS#OWNER#<sub>`` (the owner's) and
+``SLOTS#OWNER#<sub>#WORKFLOW#<wf>`` (a workflow's with a limit), both with ``SK = SLOTS``.
 
 **An execution is its log.** Every change of an execution is one *group* appended to its log
 (:mod:`~stepwise.store.history`): the events of that change, numbered (``seq`` 1, 2, 3, ... with no gap), and
@@ -49,7 +53,8 @@ Modules: ``codec`` (the wire format, through boto3's TypeSerializer/TypeDeserial
 DynamoDB call, and botocore's errors turned into ``errors``), ``listings`` and ``cursors`` (a listing's
 Query and the cursors bound to it), and one module per aggregate: ``workflows``, ``agents``, ``history`` (an
 execution's log), ``values`` (its variables and node runs), ``executions`` (its summary, and the commit of a
-change: the group, then its projections), ``bodies`` (small JSON records: schedules). ``Store`` is all of them
+change: the group, then its projections), ``slots`` (concurrency slots and queues, written with the groups that
+take, give back or wait for them), ``bodies`` (small JSON records: schedules). ``Store`` is all of them
 over one table. ``migrations`` brings a table written by an older stack up to these keys.
 """
 
@@ -69,10 +74,11 @@ from stepwise.store.errors import (
 )
 from stepwise.store.executions import ExecutionQuery, ExecutionStore
 from stepwise.store.history import SeqTaken
+from stepwise.store.slots import LimitReached, SlotStore
 from stepwise.store.workflows import WorkflowStore
 
 
-class Store(WorkflowStore, AgentStore, ExecutionStore, BodyStore):
+class Store(WorkflowStore, AgentStore, ExecutionStore, SlotStore, BodyStore):
     """Typed access to the table: every aggregate's methods on one object (one client, one table name).
 
     ``Store(table_name, retention_days=n)``: ``n`` days after an execution ends, its items expire (0: never);
@@ -91,6 +97,7 @@ __all__ = [
     "ExecutionQuery",
     "InvalidCursor",
     "ItemTooLarge",
+    "LimitReached",
     "SeqTaken",
     "StorageError",
     "Store",

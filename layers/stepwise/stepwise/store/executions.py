@@ -17,7 +17,7 @@ existed have no ``GSI2`` key: ``stepwise.store.migrations`` adds it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from stepwise.models.records import Control, ExecutionRecord, Group
 from stepwise.store.errors import ConditionFailed
 from stepwise.store.history import HistoryStore, execution_key
 from stepwise.store.listings import Filter, Listing
+from stepwise.store.slots import owner_of
 from stepwise.store.table import Put, Update
 from stepwise.store.values import ValueStore
 
@@ -124,8 +125,18 @@ def _summary_item(execution_id: str, group: Group) -> dict[str, Any]:
     }
 
 
+# Told, after a commit that gave concurrency slots back, whose they were (the owner): the composition root sets
+# it to start the runs that waited for them (stepwise.service.concurrency.promote).
+SlotsFreed = Callable[[str], object]
+
+
 class ExecutionStore(HistoryStore, ValueStore):
-    """``EXECUTION#<id>`` / ``EXECUTION`` (listed by owner and workflow), and the commit of an execution's changes."""
+    """``EXECUTION#<id>`` / ``EXECUTION`` (listed by owner and workflow), and the commit of an execution's changes.
+
+    ``slots_freed`` (None until the composition root sets it) is called after every commit that gave slots back.
+    """
+
+    slots_freed: SlotsFreed | None = None
 
     def commit(
         self,
@@ -142,6 +153,10 @@ class ExecutionStore(HistoryStore, ValueStore):
         """
         group = self.append(execution_id, after, events, control)
         self.project(execution_id, group, before=after.control if after else None, task_token=task_token)
+        freed = [counter for counter in (after.control.slots if after else {}) if counter not in control.slots]
+        if freed and self.slots_freed is not None:
+            # Every change that ends or pauses a run comes through here: the one place that wakes its queue.
+            self.slots_freed(owner_of(freed[0]))
         return group
 
     def project(
@@ -238,6 +253,8 @@ def _state_fields(control: Control) -> dict[str, Any]:
         "pauseRequested": control.pauseRequested,
         "completedAt": control.completedAt,
         "error": control.error,
+        "queuedAt": control.queued.queuedAt if control.queued else None,
+        "queueLimit": control.queued.limit if control.queued else None,
     }
 
 
