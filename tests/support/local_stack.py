@@ -112,15 +112,17 @@ def wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Any) -> 
 
 
 @contextmanager
-def running_stack(directory: Path) -> Iterator[Stack]:
-    """``stepwise dev`` on free ports, its output in ``directory``; stopped with Ctrl-C at the end."""
+def running_stack(directory: Path, **environment: str) -> Iterator[Stack]:
+    """``stepwise dev`` on free ports, its output in ``directory``; stopped with Ctrl-C at the end.
+
+    ``environment`` adds variables to its environment (a setting of the stack, say)."""
     port = free_port_pair()
     stdout, stderr = directory / "stdout.txt", directory / "stderr.txt"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
             [str(STEPWISE), "dev", "--port", str(port)],
             cwd=PROJECT_DIR,
-            env=cli_environment(),
+            env=cli_environment(**environment),
             stdout=out,
             stderr=err,
         )
