@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
-from stepwise.models.events import new_event
+from stepwise.models.events import Event, new_event
 from stepwise.models.records import Control, QueueSpot
 from stepwise.service.concurrency import Limits, slots_for
+from stepwise.store import LimitReached, SeqTaken, Store
 from stepwise.store.errors import ConditionFailed
 from stepwise.store.slots import (
     SLOTS_PREFIX,
@@ -110,7 +115,7 @@ def test_an_end_gives_each_slot_back_unconditionally() -> None:
     ]
 
 
-def test_joining_the_queue_puts_its_entry_and_counts_it_against_its_workflow() -> None:
+def test_joining_the_queue_puts_its_entry_and_counts_it_against_its_owner_and_its_workflow() -> None:
     writes = slot_writes("exe_1", None, control(state="PENDING", queued=spot())).writes
 
     assert writes == [
@@ -124,13 +129,16 @@ def test_joining_the_queue_puts_its_entry_and_counts_it_against_its_workflow() -
             },
             condition="attribute_not_exists(SK)",
         ),
-        Update(
-            pk=SLOTS_PREFIX + WORKFLOW,
-            sk="SLOTS",
-            expression="ADD #queued :queued",
-            condition="",
-            names={"#queued": "queued"},
-            values={":queued": 1},
+        *(
+            Update(
+                pk=SLOTS_PREFIX + counter,
+                sk="SLOTS",
+                expression="ADD #queued :queued",
+                condition="",
+                names={"#queued": "queued"},
+                values={":queued": 1},
+            )
+            for counter in (OWNER, WORKFLOW)
         ),
     ]
 
@@ -142,15 +150,20 @@ def test_leaving_the_queue_takes_the_slots_without_waiting_behind_itself_in_one_
     writes = slot_writes("exe_1", before, after).writes
 
     assert writes[0] == Delete("QUEUE#alice", f"{AT}#exe_1")
-    workflow_update = writes[1]
-    assert isinstance(workflow_update, Update)
-    assert (workflow_update.expression, workflow_update.condition, workflow_update.values) == (
-        "ADD #running :running, #queued :queued",
-        "(attribute_not_exists(#running) OR #running < :limit)",
-        {":running": 1, ":queued": -1, ":limit": 2},
-    )
-    assert isinstance(writes[2], Update) and writes[2].pk == SLOTS_PREFIX + OWNER
-    assert len(writes) == 3
+    assert [(write.pk, write.expression, write.condition, write.values) for write in writes[1:]] == [  # type: ignore[union-attr]
+        (
+            SLOTS_PREFIX + WORKFLOW,
+            "ADD #running :running, #queued :queued",
+            "(attribute_not_exists(#running) OR #running < :limit)",
+            {":running": 1, ":queued": -1, ":limit": 2},
+        ),
+        (
+            SLOTS_PREFIX + OWNER,
+            "ADD #running :running, #queued :queued",
+            "(attribute_not_exists(#running) OR #running < :limit)",
+            {":running": 1, ":queued": -1, ":limit": 100},
+        ),
+    ]
 
 
 def test_a_canceled_queued_run_only_leaves_the_queue() -> None:
@@ -159,8 +172,9 @@ def test_a_canceled_queued_run_only_leaves_the_queue() -> None:
     writes = slot_writes("exe_1", before, before.after([new_event("execution.canceled", AT)])).writes
 
     assert writes[0] == Delete("QUEUE#alice", f"{AT}#exe_1")
-    assert [(write.expression, write.values) for write in writes[1:]] == [  # type: ignore[union-attr]
-        ("ADD #queued :queued", {":queued": -1})
+    assert [(write.pk, write.expression, write.values) for write in writes[1:]] == [  # type: ignore[union-attr]
+        (SLOTS_PREFIX + OWNER, "ADD #queued :queued", {":queued": -1}),
+        (SLOTS_PREFIX + WORKFLOW, "ADD #queued :queued", {":queued": -1}),
     ]
 
 
@@ -178,3 +192,58 @@ def test_the_full_counter_is_read_from_the_transactions_reasons_the_workflows_fi
     assert full_counter(changes, both) == WORKFLOW
     assert full_counter(changes, owner_only) == OWNER
     assert full_counter(changes, ConditionFailed("x", reasons=("None", "None", "None"))) is None
+
+
+# --------------------------------------------------------------------------------------- the store's answers
+
+
+@pytest.fixture
+def stubbed() -> Iterator[tuple[Store, Stubber]]:
+    client = boto3.session.Session(region_name="us-east-1").client("dynamodb")
+    with Stubber(client) as stubber:
+        yield Store("stepwise-test", client=client), stubber
+        stubber.assert_no_pending_responses()
+
+
+def canceled(stubber: Stubber, *codes: str) -> None:
+    reasons = [{"Code": code} for code in codes]
+    stubber.add_client_error(
+        "transact_write_items",
+        "TransactionCanceledException",
+        "Transaction cancelled",
+        modeled_fields={"CancellationReasons": reasons},
+    )
+
+
+def started() -> list[Event]:
+    return [new_event("execution.started", AT, workflowId="wf_1", workflowVersion=1, by={"sub": "alice", "name": "A"})]
+
+
+def test_a_start_whose_slot_is_full_is_told_which_and_one_whose_record_exists_is_told_that(
+    stubbed: tuple[Store, Stubber],
+) -> None:
+    store, stubber = stubbed
+    taking = control(state="PENDING", slots=HELD)
+    canceled(stubber, "None", "None", "ConditionalCheckFailed")
+    canceled(stubber, "ConditionalCheckFailed", "ConditionalCheckFailed", "None")
+
+    with pytest.raises(LimitReached) as full:
+        store.append("exe_1", None, started(), taking)
+    with pytest.raises(SeqTaken):
+        store.append("exe_1", None, started(), taking)
+
+    assert full.value.counter == OWNER
+
+
+def test_a_transaction_that_met_another_on_a_hot_counter_is_tried_again(
+    stubbed: tuple[Store, Stubber], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, stubber = stubbed
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    canceled(stubber, "None", "None", "TransactionConflict")
+    canceled(stubber, "None", "TransactionConflict", "None")
+    stubber.add_response("transact_write_items", {})
+
+    group = store.append("exe_1", None, started(), control(state="PENDING", slots=HELD))
+
+    assert group.first == 1

@@ -87,7 +87,7 @@ def _store(settings: FunctionSettings) -> Store:
     store = Store(settings.table_name, retention_days=settings.execution_retention_days, client=aws.dynamodb())
     # A run that gives its concurrency slots back (it ended or paused, whoever recorded it) starts the next one
     # waiting for them; a queued start names its state machine itself.
-    store.slots_freed = partial(concurrency.promote, store, concurrency.Limits(settings.owner_concurrency_limit))
+    store.slots_freed = partial(concurrency.wake, store, concurrency.Limits(settings.owner_concurrency_limit))
     return store
 
 

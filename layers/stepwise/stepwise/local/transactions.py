@@ -10,7 +10,7 @@ that has served a few hundred runs would slow down with every run it had served.
 made atomic by keeping each item it is about to write as it was (a copy of that item) and putting those back if
 any write of the transaction fails. It relies on :func:`stepwise.local.stack.serialize_dynamodb`: DynamoDB
 requests are served one at a time, so no other request sees the items between a write and its undoing. It is a
-private seam of moto's (pinned in requirements-dev.txt); ``tests/unit/test_local_transactions.py`` fails loudly
+private seam of moto's (pinned in requirements-dev.txt); ``tests/integration/test_local_transactions.py`` fails loudly
 if it moves.
 """
 

@@ -138,7 +138,7 @@ def start_new(
         queued = event("execution.queued", at=started.at, limit=spot.limit, concurrency=slots[full.counter])
         store.commit(execution_id, None, [started, queued], control.model_copy(update={"queued": spot}))
     # A run that ended between the take and this entry looked at the queue before the entry was there.
-    promote(store, limits, owner)
+    wake(store, limits, owner)
     return False
 
 
@@ -173,7 +173,7 @@ def queue_resume(
         return Change([queued], updates={"queued": spot})
 
     record_change(store, execution_id, decide)
-    promote(store, limits, record.owner)
+    wake(store, limits, record.owner)
     now = store.get_execution(execution_id)
     if now is None or now.queuedAt is None:
         return f"Execution {execution_id} resumed"
@@ -231,11 +231,30 @@ def promote(store: Store, limits: Limits, owner: str) -> list[str]:
     return promoted
 
 
+def wake(store: Store, limits: Limits, owner: str) -> None:
+    """:func:`promote` for a caller whose own change is recorded already (a run ended, or joined the queue).
+
+    A failure is logged, not raised: the change it follows stands, and the queue moves on at the next run of the
+    owner that ends or joins it, or at the reconciler's pass (as after a crash between the two).
+    """
+    try:
+        promote(store, limits, owner)
+    except Exception:
+        logger.exception("the queue could not be moved on; it is at the next run that ends", extra={"owner": owner})
+
+
 def _promote_owner(store: Store, limits: Limits, owner: str) -> list[str]:
-    if limits.owner_limit and store.slots_running(owner_counter(owner))[0] >= limits.owner_limit:
+    """One pass over the owner's queue, oldest first: each run whose slots are free leaves it and goes.
+
+    Runs of a workflow that is full are skipped; once the runs left to read are all of full workflows (the
+    counters' counts of waiting runs say so), the pass stops: a thousand runs waiting for one workflow cost one
+    page of the queue, not a thousand entries, each time a run ends.
+    """
+    running, waiting = store.slots_running(owner_counter(owner))
+    if not waiting or (limits.owner_limit and running >= limits.owner_limit):
         return []
     promoted: list[str] = []
-    full_workflows: set[str] = set()
+    full_workflows: dict[str, int] = {}
     concurrency: dict[str, Concurrency | None] = {}
     for entry in store.queue(owner):
         if entry.workflow_id in full_workflows:
@@ -244,15 +263,19 @@ def _promote_owner(store: Store, limits: Limits, owner: str) -> list[str]:
             current = store.get_workflow(entry.workflow_id)
             concurrency[entry.workflow_id] = current.concurrency if current else None
         limit = concurrency[entry.workflow_id]
-        if limit is not None and store.slots_running(workflow_counter(owner, entry.workflow_id))[0] >= limit.limit:
-            full_workflows.add(entry.workflow_id)
-            continue
+        if limit is not None:
+            taken, queued = store.slots_running(workflow_counter(owner, entry.workflow_id))
+            if taken >= limit.limit:
+                full_workflows[entry.workflow_id] = queued
+                if sum(full_workflows.values()) + len(promoted) >= waiting:
+                    break  # every run still waiting is a run of a full workflow
+                continue
         try:
             leaving = _take_out(store, entry, slots_for(limits, owner, entry.workflow_id, limit))
         except LimitReached as full:
             if not is_workflow_counter(full.counter):
                 break  # the owner's slots are all taken: nothing else fits
-            full_workflows.add(entry.workflow_id)
+            full_workflows[entry.workflow_id] = store.slots_running(full.counter)[1]
             continue
         if leaving is not None:
             _go(store, entry.execution_id, leaving)

@@ -2,9 +2,11 @@
 
 A **slot counter** counts the runs that hold one of its slots: one per owner (``SLOTS#OWNER#<sub>``, the stack's
 owner-wide limit) and one per workflow that has a limit (``SLOTS#OWNER#<sub>#WORKFLOW#<id>``), each under
-``SK = SLOTS``, with ``running`` and, for a workflow, ``queued`` (its runs waiting in the queue). A run takes a
-slot by ``running + 1`` on the condition ``running < limit`` (and, for a new start or a resume, ``queued = 0``:
-a later start never overtakes a waiting run of the same workflow), and gives it back by ``running - 1``.
+``SK = SLOTS``, with ``running`` and ``queued`` (the runs waiting in the queue: the owner's, or the workflow's).
+A run takes a slot by ``running + 1`` on the condition ``running < limit`` (and, for a workflow's slot taken by
+a new start or a resume, ``queued = 0``: a later start never overtakes a waiting run of the same workflow), and
+gives it back by ``running - 1``. The counts of waiting runs also tell a promotion when the rest of a queue is
+all runs of workflows that are full (:func:`stepwise.service.concurrency.promote`).
 
 The **queue** of an owner is one partition, ``QUEUE#<sub>``, one entry per waiting run, sorted by
 ``<queuedAt>#<executionId>``: start order. An entry names the run, its workflow and the limit it waits for.
@@ -133,12 +135,18 @@ def _entry(spot: QueueSpot, execution_id: str) -> Put:
     return Put(item, condition="attribute_not_exists(SK)")
 
 
+def _waits_in(spot: QueueSpot) -> list[str]:
+    """The counters whose count of waiting runs a queued run adds to: its owner's, and its workflow's if limited."""
+    return [owner_counter(spot.owner), *([spot.workflowSlot] if spot.workflowSlot else [])]
+
+
 def slot_writes(execution_id: str, before: Control | None, after: Control) -> SlotWrites:
     """The counter updates and queue entry writes that take ``before``'s slots and queue place to ``after``'s.
 
     A slot held after and not before is taken (``running < limit``; for a workflow's slot, unless the run is
     leaving the queue, also ``queued = 0``); one held before and not after is given back; a queue place that
-    appears is put, with the workflow's ``queued`` count up, and one that goes is deleted, with the count down.
+    appears is put, with the owner's and the workflow's ``queued`` counts up, and one that goes is deleted, with
+    the counts down.
     """
     held = before.slots if before else {}
     spot_before = before.queued if before else None
@@ -158,13 +166,13 @@ def slot_writes(execution_id: str, before: Control | None, after: Control) -> Sl
     if leaving and spot_before is not None:
         result.writes.append(Delete(QUEUE_PREFIX + spot_before.owner, spot_before.key))
         result.counters.append(None)
-        if spot_before.workflowSlot:
-            changes.setdefault(spot_before.workflowSlot, _CounterChange()).queued -= 1
+        for counter in _waits_in(spot_before):
+            changes.setdefault(counter, _CounterChange()).queued -= 1
     if joining and spot_after is not None:
         result.writes.append(_entry(spot_after, execution_id))
         result.counters.append(None)
-        if spot_after.workflowSlot:
-            changes.setdefault(spot_after.workflowSlot, _CounterChange()).queued += 1
+        for counter in _waits_in(spot_after):
+            changes.setdefault(counter, _CounterChange()).queued += 1
     for counter, change in changes.items():
         if change.running or change.queued:
             result.writes.append(_counter_update(counter, change))
@@ -190,7 +198,7 @@ class SlotStore(Table):
     """Reads of the slot counters and the queues (their writes go with the groups of the runs, above)."""
 
     def slots_running(self, counter: str) -> tuple[int, int]:
-        """How many runs hold a slot of the counter, and how many of its workflow's runs wait (strongly consistent)."""
+        """How many runs hold a slot of the counter, and how many runs wait for it (strongly consistent)."""
         item = self.get(SLOTS_PREFIX + counter, SLOTS_SK, consistent=True)
         if not item:
             return 0, 0

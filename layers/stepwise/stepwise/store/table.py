@@ -6,6 +6,8 @@ The per-aggregate stores build items and expressions from plain values; this mod
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +39,10 @@ FILTERED_READ = 100
 # A Standard Step Functions execution lasts at most a year: node runs and log lines, written while it runs,
 # expire a year after that, and the execution item itself the retention period after it ends.
 _LONGEST_RUN_DAYS = 366
+# A transaction that met another one on the same item (a hot slot counter) is tried again, up to this many
+# times, after a short random pause: it wrote nothing, and botocore does not retry it.
+TRANSACTION_TRIES = 6
+_CONFLICT_PAUSE_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -167,9 +173,19 @@ class Table:
 
     def write_all(self, writes: Sequence[Put | Update | Delete]) -> None:
         """Make the writes together or not at all (one transaction; ``ConditionFailed`` if any condition fails,
-        its ``reasons`` saying which)."""
-        with _storage_call():
-            self.client.transact_write_items(TransactItems=[self._transact_item(write) for write in writes])
+        its ``reasons`` saying which). A transaction canceled only because another one was writing the same
+        item at the same time is tried again (``TRANSACTION_TRIES`` in all)."""
+        items = [self._transact_item(write) for write in writes]
+        for attempt in range(1, TRANSACTION_TRIES + 1):
+            try:
+                with _storage_call():
+                    self.client.transact_write_items(TransactItems=items)
+                return
+            except ConditionFailed as failed:
+                conflict = "TransactionConflict" in failed.reasons and "ConditionalCheckFailed" not in failed.reasons
+                if not conflict or attempt == TRANSACTION_TRIES:
+                    raise
+            time.sleep(random.uniform(0, _CONFLICT_PAUSE_SECONDS * 2**attempt))
 
     def _transact_item(self, write: Put | Update | Delete) -> Any:
         if isinstance(write, Put):
