@@ -21,7 +21,8 @@ events that changes them (:mod:`stepwise.store.slots`), so no path that ends a r
 
 A crash between taking a run out of the queue and starting its Step Functions run leaves it PENDING, holding
 its slots, with no run: exactly what the reconciler restarts. A queued run (``Control.queued``) has no run on
-purpose: it is never restarted, only promoted.
+purpose: it is never restarted, only promoted; a reconciler that finds one calls :func:`wake` for its owner
+(``Control.queued.owner``), which moves a queue that a crash between a release and its promotion left behind.
 """
 
 from __future__ import annotations
