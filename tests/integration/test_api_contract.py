@@ -656,11 +656,17 @@ def test_every_documented_answer_is_declared_and_an_error_is_the_envelope(api: A
     success = {"post /api/workflows/execute/{workflowId}": "202", "post /api/workflows": "201"}
     success |= {"post /api/agents": "201", "post /api/workflows/{workflowId}/schedules": "201"}
 
+    # A start or a resume over a workflow's concurrency limit that rejects is a 429 that says when to try again.
+    limited = {"post /api/workflows/execute/{workflowId}", "post /api/workflows/execute/{executionId}/resume"}
+
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             codes = set(operation["responses"])
             expected = success.get(f"{method} {path}", "200")
-            assert codes == {expected, "400", "401", "403", "404", "409", "500"}, f"{method} {path}"
+            errors = {"400", "401", "403", "404", "409", "500"} | ({"429"} if f"{method} {path}" in limited else set())
+            assert codes == {expected, *errors}, f"{method} {path}"
+            if "429" in codes:
+                assert set(operation["responses"]["429"]["headers"]) == {"Retry-After"}
             assert "$ref" in operation["responses"][expected]["content"]["application/json"]["schema"]
             for code in codes - {expected}:
                 schema = operation["responses"][code]["content"]["application/json"]["schema"]

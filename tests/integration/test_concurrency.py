@@ -127,7 +127,14 @@ def test_the_queued_run_starts_when_the_running_one_ends_and_the_log_says_how_lo
     assert wait_for_state(api, second, {"COMPLETED", "FAILED"})["state"] == "COMPLETED"
     types = event_types(api, second)
     assert types[:4] == ["execution.started", "execution.queued", "execution.dequeued", "execution.running"]
-    assert events_of(api, second, "execution.dequeued")[0]["waitedMs"] >= 500
+    waited = events_of(api, second, "execution.dequeued")[0]["waitedMs"]
+    assert waited >= 500
+    lines = [line["message"] for line in view(api, second)["logs"]][:3]
+    assert lines == [
+        "Waiting for a slot to start: the workflow's concurrency limit (1) is reached",
+        f"A slot is free after {waited} ms of waiting",
+        "Execution started",
+    ]
 
 
 def test_a_workflow_that_rejects_answers_429_with_the_envelope_and_retry_after(api: Any, aws: Any) -> None:

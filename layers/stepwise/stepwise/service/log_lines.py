@@ -30,6 +30,12 @@ def _message(event: Event, label: Label) -> tuple[LogLevel, str] | None:
     match event.type:
         case "log":
             return event.level or "info", event.message or ""
+        case "execution.queued":
+            doing = f"resume (asked by {who})" if event.by else "start"
+            limit = f"the {event.limit}'s concurrency limit ({event.concurrency})"
+            return "info", f"Waiting for a slot to {doing}: {limit} is reached"
+        case "execution.dequeued":
+            return "info", f"A slot is free after {event.waitedMs} ms of waiting"
         case "execution.running":
             return "info", "Execution started"
         case "execution.pause_requested":

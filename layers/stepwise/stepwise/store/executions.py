@@ -198,11 +198,14 @@ class ExecutionStore(HistoryStore, ValueStore):
         removals = [f"#f{index}" for index, value in enumerate(fields.values()) if value is None]
         values = {f":f{index}": value for index, value in enumerate(fields.values()) if value is not None}
         expression = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
+        # A pause's own projection carries its task token: a reader that projected the same group first (a GET
+        # between the group and this write) must not keep the token off the item.
+        newer = "seq <= :seq" if task_token else "seq < :seq"
         update = Update(
             pk=execution_key(execution_id),
             sk=EXECUTION,
             expression=expression,
-            condition="attribute_exists(PK) AND seq < :seq",
+            condition=f"attribute_exists(PK) AND {newer}",
             names=names,
             values={**values, ":seq": group.last},
         )
