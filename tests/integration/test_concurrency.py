@@ -199,9 +199,13 @@ def test_the_owner_wide_limit_queues_whatever_the_workflow(api: Any, aws: Any, m
     rows = api.get("/api/executions?state=PENDING").body["data"]
     assert [(row["id"], row["queueLimit"], row["queuePosition"]) for row in rows] == [(over, "owner", 1)]
     assert events_of(api, over, "execution.queued")[0]["limit"] == "owner"
+    # The workflow rejects over its own limit, not over its owner's: a start behind a waiting run of it waits too.
+    behind = start(api, other)
+    assert (view(api, behind)["queueLimit"], view(api, behind)["queuePosition"]) == ("owner", 2)
     cancel(api, runs[0])
     assert wait_for_state(api, over, {"RUNNING"})["queuedAt"] is None
-    for execution_id in (runs[1], over):
+    assert view(api, behind)["queuePosition"] == 1
+    for execution_id in (runs[1], over, behind):
         cancel(api, execution_id)
     wait_until(lambda: all_free(aws), message="every slot free")
 

@@ -79,8 +79,19 @@ def _limit_name(counter: str) -> LimitName:
     return "workflow" if is_workflow_counter(counter) else "owner"
 
 
-def _refuse_if_rejecting(workflow_id: str, concurrency: Concurrency | None, full: LimitReached, what: str) -> None:
-    if concurrency is None or concurrency.onLimit != "reject" or not is_workflow_counter(full.counter):
+def _held_by(store: Store, slots: dict[str, int], full: LimitReached) -> str:
+    """The counter a run that could not take its slots waits for.
+
+    A workflow's counter refuses a take when its slots are taken, and also when runs of the workflow wait already
+    (a later run never overtakes them): with a slot free, they wait for the owner's limit, and so does this one.
+    """
+    if is_workflow_counter(full.counter) and store.slots_running(full.counter)[0] < slots[full.counter]:
+        return next((counter for counter in slots if not is_workflow_counter(counter)), full.counter)
+    return full.counter
+
+
+def _refuse_if_rejecting(workflow_id: str, concurrency: Concurrency | None, counter: str, what: str) -> None:
+    if concurrency is None or concurrency.onLimit != "reject" or not is_workflow_counter(counter):
         return
     raise TooManyRuns(
         f"Workflow {workflow_id} is at its concurrency limit ({concurrency.limit} running; onLimit: reject): "
@@ -94,7 +105,7 @@ def _spot(
     execution_id: str,
     workflow_id: str,
     slots: dict[str, int],
-    full: LimitReached,
+    counter: str,
     *,
     at: str,
     state_machine_arn: str | None = None,
@@ -105,7 +116,7 @@ def _spot(
         owner=owner,
         key=queue_key(at, execution_id),
         queuedAt=at,
-        limit=_limit_name(full.counter),
+        limit=_limit_name(counter),
         workflowId=workflow_id,
         workflowSlot=workflow_slot if workflow_slot in slots else None,
         stateMachineArn=state_machine_arn,
@@ -132,11 +143,12 @@ def start_new(
         store.commit(execution_id, None, [started], control.model_copy(update={"slots": slots}))
         return True
     except LimitReached as full:
-        _refuse_if_rejecting(workflow.id, workflow.concurrency, full, "start it again")
+        counter = _held_by(store, slots, full)
+        _refuse_if_rejecting(workflow.id, workflow.concurrency, counter, "start it again")
         spot = _spot(
-            owner, execution_id, workflow.id, slots, full, at=started.at, state_machine_arn=limits.state_machine_arn
+            owner, execution_id, workflow.id, slots, counter, at=started.at, state_machine_arn=limits.state_machine_arn
         )
-        queued = event("execution.queued", at=started.at, limit=spot.limit, concurrency=slots[full.counter])
+        queued = event("execution.queued", at=started.at, limit=spot.limit, concurrency=slots[counter])
         store.commit(execution_id, None, [started, queued], control.model_copy(update={"queued": spot}))
     # A run that ended between the take and this entry looked at the queue before the entry was there.
     wake(store, limits, owner)
@@ -154,7 +166,8 @@ def queue_resume(
 ) -> str:
     """A resume found a limit full: refuse it (the workflow rejects) or let the paused run wait in the queue."""
     current = store.get_workflow(record.workflowId)
-    _refuse_if_rejecting(record.workflowId, current.concurrency if current else None, full, "resume it")
+    counter = _held_by(store, slots, full)
+    _refuse_if_rejecting(record.workflowId, current.concurrency if current else None, counter, "resume it")
     execution_id = record.id
 
     def decide(tail: Group) -> Change:
@@ -162,12 +175,12 @@ def queue_resume(
         if control.state != "PAUSED" or control.queued is not None:
             raise Conflict(f"Execution {execution_id} changed meanwhile ({control.state}); look at it again")
         at = now_iso()
-        spot = _spot(record.owner, execution_id, record.workflowId, slots, full, at=at, resume_by=actor(caller))
+        spot = _spot(record.owner, execution_id, record.workflowId, slots, counter, at=at, resume_by=actor(caller))
         queued = event(
             "execution.queued",
             at=at,
             limit=spot.limit,
-            concurrency=slots[full.counter],
+            concurrency=slots[counter],
             by=spot.resumeBy,
             **_approval(control),
         )
