@@ -13,7 +13,7 @@ and its time. Each case starts ``--starts`` executions of one workflow, then can
   (and its cancel takes it out of the queue);
 - the cancels of the first three give the slots back, which looks at the owner's queue (empty here).
 
-    .venv/bin/python bench/concurrency.py [--starts 50] [--json FILE]
+    .venv/bin/python bench/concurrency.py [--starts 50] [--rounds 3] [--json FILE]
 """
 
 from __future__ import annotations
@@ -76,30 +76,34 @@ class Api:
         return answer
 
 
-def _measured(meter: capacity.Meter, scope: str, calls: list[Any]) -> dict[str, Any]:
-    """Make each call (metered under ``scope``) and sum what they cost: per call, and their times."""
-    mark = meter.mark()
-    times = []
+def _measured(meter: capacity.Meter, scope: str, calls: list[Any], times: list[float]) -> None:
+    """Make each call, metered under ``scope``, adding its time (ms, without the meter's own calls) to ``times``."""
     for call in calls:
         overhead = meter.overhead_seconds
         began = time.perf_counter()
         with meter.scoped(scope):
             call()
         times.append((time.perf_counter() - began - (meter.overhead_seconds - overhead)) * 1000)
-    usage = meter.usage(mark, scope=scope)
-    count = len(calls)
+
+
+def _figures(meter: capacity.Meter, scope: str, metered: int, times: list[float]) -> dict[str, Any]:
+    """What the ``metered`` calls under ``scope`` cost, per call, and the times of the calls made unmetered."""
+    usage = meter.usage(scope=scope)
+    count = len(times)
     return {
         "requests": count,
-        "dynamodb_reads": usage.dynamodb_reads / count,
-        "dynamodb_writes": usage.dynamodb_writes / count,
-        "read_units": usage.read_units / count,
-        "write_units": usage.all_write_units / count,
+        "dynamodb_reads": usage.dynamodb_reads / metered,
+        "dynamodb_writes": usage.dynamodb_writes / metered,
+        "read_units": usage.read_units / metered,
+        "write_units": usage.all_write_units / metered,
         "ms_p50": statistics.median(times),
         "ms_p90": statistics.quantiles(times, n=10)[-1] if count >= 10 else max(times),
     }
 
 
-def _case(deployment: Any, meter: capacity.Meter, token: str, name: str, starts: int) -> dict[str, Any]:
+def _case(
+    deployment: Any, meter: capacity.Meter, token: str, name: str, starts: int, times: dict[str, list[float]]
+) -> None:
     from stepwise.local.stack import running
 
     owner_limit, concurrency = CASES[name]
@@ -118,12 +122,11 @@ def _case(deployment: Any, meter: capacity.Meter, token: str, name: str, starts:
         def start() -> None:
             started.append(api.call("POST", f"/api/workflows/execute/{workflow_id}")["data"]["executionId"])
 
-        found = {"start": _measured(meter, f"{name}: start", [start] * starts)}
+        _measured(meter, f"{name}: start", [start] * starts, times.setdefault(f"{name}: start", []))
         cancels = [lambda execution_id=e: api.call("DELETE", f"/api/workflows/execute/{execution_id}") for e in started]
-        found["cancel"] = _measured(meter, f"{name}: cancel", cancels)
+        _measured(meter, f"{name}: cancel", cancels, times.setdefault(f"{name}: cancel", []))
         for execution_id in taken:
             api.call("DELETE", f"/api/workflows/execute/{execution_id}")
-    return found
 
 
 # (figure, title, decimals): each column as wide as its title, and at least 7.
@@ -152,13 +155,16 @@ def _print(results: dict[str, dict[str, Any]]) -> None:
     print(
         "  DDB reads/writes: DynamoDB calls the API request made (a transaction is one write call); RCU/WCU: the\n"
         "  units AWS bills for them (a transaction bills 2 WCU per KB per item; WCU include the GSIs' writes);\n"
-        "  ms: the request through the API handler in process, against moto (p50, p90)"
+        "  ms: the request through the API handler in process, against moto (p50, p90; rounds without the meter)"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--starts", type=int, default=50, help="starts (and cancels) per case (default 50)")
+    parser.add_argument("--starts", type=int, default=50, help="starts (and cancels) per case and round (default 50)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="every case this many times in turn, so each meets the same load (3)"
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this file as JSON")
     args = parser.parse_args()
     _environment()
@@ -169,14 +175,28 @@ def main() -> None:
 
     meter = capacity.Meter()
     issuer = LocalTokenIssuer()
-    results: dict[str, dict[str, Any]] = {}
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.starts} starts per case")
+    times: dict[str, list[float]] = {}
+    load = os.getloadavg()[0]
+    print(f"load average {load:.1f} on {os.cpu_count()} cores; {args.starts} starts per case, {args.rounds} rounds")
     with meter.installed(), mock_aws(), issuer.serving():
         deployment = provision(PROJECT_DIR)
         deployment.environment.update(issuer.api_environment())
         token = issuer.token(USER)
+        # A first round counts the units; the meter's own reads (the items' sizes) would weigh on the times of
+        # the rounds after it, which it leaves alone.
         for name in CASES:
-            results[name] = _case(deployment, meter, token, name, args.starts)
+            _case(deployment, meter, token, name, args.starts, {})
+        meter.enabled = False
+        for _ in range(args.rounds):
+            for name in CASES:
+                _case(deployment, meter, token, name, args.starts, times)
+    results = {
+        name: {
+            kind: _figures(meter, f"{name}: {kind}", args.starts, times[f"{name}: {kind}"])
+            for kind in ("start", "cancel")
+        }
+        for name in CASES
+    }
     _print(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -150,9 +150,15 @@ def start_new(
         )
         queued = event("execution.queued", at=started.at, limit=spot.limit, concurrency=slots[counter])
         store.commit(execution_id, None, [started, queued], control.model_copy(update={"queued": spot}))
-    # A run that ended between the take and this entry looked at the queue before the entry was there.
-    wake(store, limits, owner)
+    _wake_if_room(store, limits, owner, slots)
     return False
+
+
+def _wake_if_room(store: Store, limits: Limits, owner: str, slots: dict[str, int]) -> None:
+    """After a run joined the queue: a run that ended between its take and its entry looked at the queue before
+    the entry was there, and left a slot free. Only then is the queue moved on (one read when the limit is full)."""
+    if all(store.slots_running(counter)[0] < limit for counter, limit in slots.items()):
+        wake(store, limits, owner)
 
 
 def resume_slots(store: Store, limits: Limits, record: ExecutionRecord) -> dict[str, int]:
@@ -187,7 +193,7 @@ def queue_resume(
         return Change([queued], updates={"queued": spot})
 
     record_change(store, execution_id, decide)
-    wake(store, limits, record.owner)
+    _wake_if_room(store, limits, record.owner, slots)
     now = store.get_execution(execution_id)
     if now is None or now.queuedAt is None:
         return f"Execution {execution_id} resumed"
