@@ -179,6 +179,21 @@ def test_a_queued_execution_canceled_never_runs(stack: Stack, token: str) -> Non
     assert not has_run(stack, queued)
 
 
+def test_the_owner_wide_limit_is_a_setting_of_the_stack(stack: Stack, token: str) -> None:
+    workflow_id = create(stack, token, [{"id": "wait", "type": "delay", "config": {"seconds": 4}}], None)
+    running = [start(stack, token, workflow_id) for _ in range(OWNER_LIMIT)]
+
+    over = start(stack, token, workflow_id)
+
+    waiting = stack.call("GET", f"/api/workflows/execute/{over}", token).json()["data"]
+    assert (waiting["state"], waiting["queueLimit"], waiting["queuePosition"]) == ("PENDING", "owner", 1)
+    for execution_id in [*running, over]:
+        assert stack.wait_for_end(execution_id, token)["state"] == "COMPLETED"
+    assert (at(events(stack, token, over), "execution.running") or "") > min(
+        at(events(stack, token, execution_id), "execution.completed") or "~" for execution_id in running
+    )
+
+
 def test_a_soak_of_starts_and_random_cancels_ends_every_execution_and_frees_every_slot(
     stack: Stack, token: str
 ) -> None:
