@@ -70,6 +70,7 @@ test: lint typecheck template scan browser
 
 bench: $(VENV)/.installed
 	$(PY) bench/run_workflow.py --nodes 10 --nodes 100
+	$(PY) bench/concurrency.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -697,6 +697,9 @@ def test_every_documented_answer_is_declared_and_an_error_is_the_envelope(api: A
     # A change that waits on Step Functions, which may refuse it for now.
     unavailable = {"post /api/workflows/execute/{executionId}/resume"}
 
+    # A start or a resume over a workflow's concurrency limit that rejects is a 429 that says when to try again.
+    limited = {"post /api/workflows/execute/{workflowId}", "post /api/workflows/execute/{executionId}/resume"}
+
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if operation.get("security") == []:
@@ -704,7 +707,10 @@ def test_every_documented_answer_is_declared_and_an_error_is_the_envelope(api: A
             codes = set(operation["responses"])
             expected = success.get(f"{method} {path}", "200")
             extra = {"503"} if f"{method} {path}" in unavailable else set()
+            extra |= {"429"} if f"{method} {path}" in limited else set()
             assert codes == {expected, "400", "401", "403", "404", "409", "500", *extra}, f"{method} {path}"
+            if "429" in codes:
+                assert set(operation["responses"]["429"]["headers"]) == {"Retry-After"}
             assert "$ref" in operation["responses"][expected]["content"]["application/json"]["schema"]
             for code in codes - {expected}:
                 schema = operation["responses"][code]["content"]["application/json"]["schema"]

@@ -88,3 +88,25 @@ def test_an_ended_run_shows_no_pending_pause(api: Any, running: str) -> None:
     assert control(api, running, "pause") == (409, f"Execution {running} already ended (CANCELED); it cannot be paused")
     listed = api.get(f"/api/workflows/{view(api, running)['workflowId']}/executions").body["data"]
     assert [(row["id"], row["pauseRequested"]) for row in listed] == [(running, False)]
+
+
+def test_a_pause_keeps_its_task_token_when_a_reader_projected_its_group_first(api: Any, running: str) -> None:
+    from stepwise import wiring
+    from stepwise.models.events import new_event
+
+    store = wiring.node_runner().store
+    tail = store.tail(running)
+    assert tail is not None
+    happened = [new_event("execution.pause_requested", "2030-01-01T00:00:00.000Z", by={"sub": "a", "name": "a"})]
+    asked = store.commit(running, tail, happened, tail.control.after(happened))
+    paused_events = [new_event("execution.paused", "2030-01-01T00:00:01.000Z", reason="requested")]
+    paused = store.append(running, asked, paused_events, asked.control.after(paused_events))
+
+    # A GET between the group and the pause's own projection writes the state, without the token...
+    store.project(running, paused)
+    store.project(running, paused, task_token="token-1")
+
+    # ...and the token still lands, so resume and cancel can reach the parked task.
+    record = store.get_execution(running)
+    assert record is not None
+    assert (record.state, record.taskToken) == ("PAUSED", "token-1")

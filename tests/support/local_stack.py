@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -126,18 +126,22 @@ def wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Any) -> 
     raise AssertionError(f"stepwise dev did not answer within {START_DEADLINE_SECONDS} s:\n{log()}")
 
 
-def start_stack(directory: Path, *args: str, port: int | None = None) -> Stack:
+def start_stack(
+    directory: Path, *args: str, port: int | None = None, environment: Mapping[str, str] | None = None
+) -> Stack:
     """``stepwise dev`` on free ports (or ``port``), its state in ``directory/state``, its output in ``directory``.
 
     It runs in a session of its own, so a test can kill its whole process group as a crash would.
+    ``environment`` adds variables to its environment (a setting of the stack, say).
     """
     port = port or free_port_pair()
+    environment = environment or {}
     stdout, stderr = directory / "stdout.txt", directory / "stderr.txt"
     with stdout.open("ab") as out, stderr.open("ab") as err:
         process = subprocess.Popen(
             [str(STEPWISE), "dev", "--port", str(port), "--state-dir", str(directory / "state"), *args],
             cwd=PROJECT_DIR,
-            env=cli_environment(),
+            env=cli_environment(**environment),
             stdout=out,
             stderr=err,
             start_new_session=True,
@@ -163,9 +167,11 @@ def stop_stack(stack: Stack) -> None:
 
 
 @contextmanager
-def running_stack(directory: Path) -> Iterator[Stack]:
-    """``stepwise dev`` on free ports, its state and output in ``directory``; stopped with Ctrl-C at the end."""
-    running = start_stack(directory)
+def running_stack(directory: Path, **environment: str) -> Iterator[Stack]:
+    """``stepwise dev`` on free ports, its state and output in ``directory``; stopped with Ctrl-C at the end.
+
+    ``environment`` adds variables to its environment (a setting of the stack, say)."""
+    running = start_stack(directory, environment=environment)
     try:
         yield running
     finally:

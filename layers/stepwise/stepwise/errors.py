@@ -88,6 +88,19 @@ class ExecutionExists(Conflict):
         self.execution_id = execution_id
 
 
+class TooManyRuns(StepwiseError):
+    """A concurrency limit that refuses what is over it (a workflow's ``onLimit: reject``) is full.
+
+    ``retry_after`` (seconds) is what the answer's ``Retry-After`` header suggests.
+    """
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class StartFailed(StepwiseError):
     """Step Functions refused to start an execution; the record was marked FAILED."""
 

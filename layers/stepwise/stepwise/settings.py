@@ -34,6 +34,9 @@ class FunctionSettings(BaseModel):
     # (an item holds 400 KB at most): this keeps them well within it. Nodes grow them further, up to
     # MAX_VARIABLES_TOTAL_BYTES, their big values in S3.
     max_variables_bytes: int = Field(default=180_000, alias="MAX_VARIABLES_BYTES", gt=1024)
+    # How many executions of one owner may run at once (the template's OwnerConcurrencyLimit; 0: no limit). Every
+    # function that ends, pauses or starts runs keeps to it: a run that ends starts the next one waiting.
+    owner_concurrency_limit: int = Field(default=100, alias="OWNER_CONCURRENCY_LIMIT", ge=0, le=100_000)
 
     @classmethod
     def from_environment(cls, environment: Mapping[str, str] | None = None) -> Self:

@@ -23,7 +23,7 @@ Each builder imports what only its function uses: a node runner's cold start nev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 from stepwise import aws, secrets
@@ -99,7 +99,13 @@ def reconciler_settings() -> ReconcilerSettings:
 
 
 def _store(settings: FunctionSettings) -> Store:
-    return Store(settings.table_name, retention_days=settings.execution_retention_days, client=aws.dynamodb())
+    from stepwise.service import concurrency
+
+    store = Store(settings.table_name, retention_days=settings.execution_retention_days, client=aws.dynamodb())
+    # A run that gives its concurrency slots back (it ended or paused, whoever recorded it) starts the next one
+    # waiting for them; a queued start names its state machine itself.
+    store.slots_freed = partial(concurrency.wake, store, concurrency.Limits(settings.owner_concurrency_limit))
+    return store
 
 
 def _runs(settings: StartSettings) -> Runs:
@@ -109,6 +115,7 @@ def _runs(settings: StartSettings) -> Runs:
         state_machine_arn=settings.state_machine_arn,
         max_variables_bytes=settings.max_variables_bytes,
         default_max_node_runs=settings.default_max_node_runs,
+        owner_concurrency_limit=settings.owner_concurrency_limit,
     )
 
 
@@ -186,7 +193,9 @@ def reconciler() -> ReconcilerDependencies:
     settings = reconciler_settings()
     return ReconcilerDependencies(
         store=_store(settings),
-        reconciling=Reconciling(settings.state_machine_arn, settings.reconcile_grace_seconds),
+        reconciling=Reconciling(
+            settings.state_machine_arn, settings.reconcile_grace_seconds, settings.owner_concurrency_limit
+        ),
     )
 
 

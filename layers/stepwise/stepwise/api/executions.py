@@ -35,7 +35,12 @@ router = APIGatewayHttpRouter()
     "/execute/<workflowId>",
     tags=["executions"],
     status_code=202,
-    responses=answers(202, "Started: the execution's id (a retry with the same Idempotency-Key answers the same)"),
+    description="Start a run of the workflow's current version. Over a concurrency limit (the workflow's, or its "
+    "owner's), the run waits in the queue, PENDING with queuedAt, and starts by itself in start order; a workflow "
+    "whose concurrency says onLimit: reject answers 429 instead.",
+    responses=answers(
+        202, "Started: the execution's id (a retry with the same Idempotency-Key answers the same)", limited=True
+    ),
 )
 def start_execution(
     workflowId: str,
@@ -175,11 +180,16 @@ def pause_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> Me
     description="Resume a PAUSED execution (and approve the approval node it waits at), or withdraw a pause "
     "requested and not yet taken ('pause withdrawn'). 409 when it is neither, or when its Step Functions run no "
     "longer waits for the resume (an approval that timed out); 503 when Step Functions did not take it for now "
-    "(it is still PAUSED: resume it again).",
-    responses={**answers(200, "Resumed, or the pending pause withdrawn"), **UNAVAILABLE_RESPONSE},
+    "(it is still PAUSED: resume it again). A paused run holds no concurrency slot: over a limit, the resume "
+    "waits in the queue (the execution stays PAUSED with queuedAt) and happens by itself, or is a 429 for a "
+    "workflow that rejects.",
+    responses={
+        **answers(200, "Resumed, waiting for a slot to resume, or the pending pause withdrawn", limited=True),
+        **UNAVAILABLE_RESPONSE,
+    },
 )
 def resume_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> MessageEnvelope:
-    return MessageEnvelope(message=executions.resume(wired.store, caller, executionId))
+    return MessageEnvelope(message=executions.resume(wired.store, caller, executionId, wired.runs))
 
 
 @router.get("/<workflowId>/executions", tags=["executions"], responses=answers(200, "A page of executions"))

@@ -40,7 +40,7 @@ from stepwise.api.routing import (
     is_public,
 )
 from stepwise.auth import TokenRefused
-from stepwise.errors import BadRequest, StepwiseError, Unauthorized
+from stepwise.errors import BadRequest, StepwiseError, TooManyRuns, Unauthorized
 from stepwise.limits import parse_json_body
 from stepwise.observability import logger
 
@@ -144,6 +144,8 @@ def _error_answer(error: StepwiseError) -> Response[Any]:
     if isinstance(error, Unauthorized):
         challenge = error.challenge if isinstance(error, TokenRefused) else 'Bearer error="invalid_token"'
         headers = {"www-authenticate": challenge}
+    elif isinstance(error, TooManyRuns):
+        headers = {"retry-after": str(error.retry_after)}
     return _json(HTTPStatus(error.status_code), {"success": False, "error": error.message}, headers)
 
 

@@ -76,9 +76,19 @@ def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(VIEWER_PREFIX)
 
 
-def answers(status: int, description: str) -> dict[int, OpenAPIResponse]:
-    """A route's documented answers: ``status`` with its return type's schema, and every error envelope."""
-    return {status: {"description": description}, **ERROR_RESPONSES}
+# A start or a resume over a workflow's concurrency limit that says "reject".
+TOO_MANY_RUNS: OpenAPIResponse = {
+    "description": "The workflow is at its concurrency limit and rejects what is over it: the message names the "
+    "limit; try again after Retry-After seconds",
+    "headers": {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}},
+    "content": {"application/json": {"model": ErrorEnvelope}},
+}
+
+
+def answers(status: int, description: str, *, limited: bool = False) -> dict[int, OpenAPIResponse]:
+    """A route's documented answers: ``status`` with its return type's schema, and every error envelope
+    (``limited``: and the 429 of a concurrency limit that rejects)."""
+    return {status: {"description": description}, **ERROR_RESPONSES, **({429: TOO_MANY_RUNS} if limited else {})}
 
 
 @dataclass(frozen=True)

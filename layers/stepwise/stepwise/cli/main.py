@@ -32,8 +32,19 @@ from stepwise.cli.output import EXIT_API, EXIT_INTERRUPTED, EXIT_OK
 
 WORKFLOW_COLUMNS = ("id", "version", "name", "updatedAt")
 AGENT_COLUMNS = ("id", "protocol", "name", "endpoint")
-# Who started a run is shown by name (its sub is in --json, and in startedBy of the API).
-EXECUTION_COLUMNS = ("id", "workflowId", "state", "startedAt", "completedAt", "startedByName", "error")
+# Who started a run is shown by name (its sub is in --json, and in startedBy of the API); a run that waits for a
+# concurrency slot shows its place in the queue and the limit it waits for.
+EXECUTION_COLUMNS = (
+    "id",
+    "workflowId",
+    "state",
+    "queuePosition",
+    "queueLimit",
+    "startedAt",
+    "completedAt",
+    "startedByName",
+    "error",
+)
 SCHEDULE_COLUMNS = ("id", "enabled", "expression", "timezone", "description")
 EXECUTION_STATES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELED", "PAUSED")
 

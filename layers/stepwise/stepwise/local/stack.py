@@ -33,6 +33,7 @@ from stepwise.local.template import (
     load_template,
     state_machine_definition,
 )
+from stepwise.local.transactions import cheap_transactions
 
 ACCOUNT = "123456789012"
 PREFIX = "stepwise-local"
@@ -256,6 +257,7 @@ def serialize_dynamodb() -> None:
 def provision(project_dir: Path, region: str = "us-east-1", *, allow_private_endpoints: bool = True) -> Deployment:
     """Create the template's resources in the active moto and return the functions' environment."""
     serialize_dynamodb()
+    cheap_transactions()
     template = load_template(project_dir)
     session = boto3.session.Session(region_name=region)
     dynamodb = session.client("dynamodb")

@@ -10,6 +10,9 @@ type                        fields
 ==========================  =====================================================================
 execution.started           workflowId, workflowVersion, startedBy, by, variables (the initial ones),
                             rerunOf (a rerun: the execution it reruns, and the node it begins at)
+execution.queued            limit ("workflow" or "owner": the concurrency limit it waits for), concurrency (that
+                            limit's value); a resume that waits for a slot also has by (and an approval's node)
+execution.dequeued          waitedMs (a slot was free: it starts, or resumes, now)
 execution.running           (the state machine took it up: PENDING -> RUNNING)
 execution.pause_requested   by
 execution.pause_withdrawn   by
@@ -52,6 +55,8 @@ from stepwise.models.execution import ExecutionState, LogLevel, RerunOf
 
 EventType = Literal[
     "execution.started",
+    "execution.queued",
+    "execution.dequeued",
     "execution.running",
     "execution.pause_requested",
     "execution.pause_withdrawn",
@@ -122,6 +127,9 @@ class Event(BaseModel):
     claim: str | None = None
     claimUntil: str | None = None
     rerunOf: RerunOf | None = None
+    limit: Literal["workflow", "owner"] | None = None
+    concurrency: int | None = None
+    waitedMs: int | None = None
 
     @property
     def terminal(self) -> bool:

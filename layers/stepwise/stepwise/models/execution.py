@@ -82,6 +82,16 @@ class ExecutionSummary(BaseModel):
     rerunOf: RerunOf | None = Field(
         default=None, description="the execution this one reruns and the node it began at (null: not a rerun)"
     )
+    queuedAt: str | None = Field(
+        default=None,
+        description="since when it waits for a concurrency slot (PENDING: to start; PAUSED: to resume); null otherwise",
+    )
+    queuePosition: int | None = Field(
+        default=None, description="1: the next to go when a slot of the limit it waits for frees; null when not queued"
+    )
+    queueLimit: Literal["workflow", "owner"] | None = Field(
+        default=None, description="the limit it waits for: its workflow's concurrency, or its owner's"
+    )
 
 
 class WorkflowExecution(ExecutionSummary):

@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from stepwise.models.events import Actor, Event, ValueRef
 from stepwise.models.execution import ExecutionState, ExecutionSummary, NodeState, RerunOf
@@ -39,6 +39,25 @@ class ActiveNode(BaseModel):
     approvedAt: str | None = None
 
 
+class QueueSpot(BaseModel):
+    """Where a queued execution waits: its entry in its owner's queue, and for which limit.
+
+    ``key`` orders the owner's queue (``<queuedAt>#<executionId>``: start order). ``workflowSlot`` names the
+    workflow's slots (when the workflow has a limit), whose count of waiting runs this one adds to, so a later
+    start of that workflow never overtakes it. A queued start is started on ``stateMachineArn``; a queued resume
+    (``resumeBy``: who resumed) completes the paused run's task.
+    """
+
+    owner: str
+    key: str
+    queuedAt: str
+    limit: Literal["workflow", "owner"]
+    workflowId: str
+    workflowSlot: str | None = None
+    stateMachineArn: str | None = None
+    resumeBy: Actor | None = None
+
+
 class Control(BaseModel):
     """The control state of an execution, as the newest group of its log leaves it.
 
@@ -48,6 +67,12 @@ class Control(BaseModel):
     ``variablesBytes`` is an upper bound of its variables' total size (JSON bytes): a node that sets a variable
     adds the new size without reading the old one, and the bound is recounted from the variables' items only
     when it would pass the limit (:mod:`stepwise.service.steps`), so the common node reads nothing for it.
+
+    ``slots`` are the concurrency slots the run holds (each slot counter's key, and the limit it was taken
+    under); ``queued`` is where it waits for them. The store takes and gives back slots, and puts and removes
+    queue entries, in the same transaction as the group whose control state changes them
+    (:mod:`stepwise.store.slots`): a run ending, failing, canceled or paused gives its slots back by the very
+    write that records it.
     """
 
     state: ExecutionState
@@ -65,6 +90,8 @@ class Control(BaseModel):
     variablesBytes: int = 0
     # How many times the reconciler started a new Step Functions run for it (which run is current: its name).
     restarts: int = 0
+    slots: dict[str, int] = Field(default_factory=dict)
+    queued: QueueSpot | None = None
 
     def after(self, events: Iterable[Event]) -> Control:
         """The control state once ``events`` happened (a new object; this one is left as it is)."""
@@ -77,11 +104,14 @@ class Control(BaseModel):
         kind = event.type
         if kind == "execution.running":
             self.state = "RUNNING"
+        elif kind == "execution.dequeued":
+            self.queued = None
         elif kind in ("execution.pause_requested", "execution.pause_withdrawn"):
             self.pauseRequested = kind == "execution.pause_requested"
             self.pauseRequestedBy = event.by if self.pauseRequested else None
         elif kind == "execution.paused":
-            self.state, self.pauseRequested, self.pauseRequestedBy = "PAUSED", False, None
+            # A paused run gives its slots back: an approval waiting for days holds no one else up.
+            self.state, self.pauseRequested, self.pauseRequestedBy, self.slots = "PAUSED", False, None, {}
         elif kind == "execution.resumed":
             self.state, self.pauseRequested, self.pauseRequestedBy = "RUNNING", False, None
             if self.activeNode and self.activeNode.waitingFor == "approval" and event.by:
@@ -91,6 +121,8 @@ class Control(BaseModel):
         elif event.terminal:
             self.state = {"execution.completed": "COMPLETED", "execution.failed": "FAILED"}.get(kind, "CANCELED")  # type: ignore[assignment]
             self.completedAt, self.activeNode, self.pauseRequested, self.pauseRequestedBy = event.at, None, False, None
+            # Whatever ends a run gives its slots back and takes it out of its queue, in the same write.
+            self.slots, self.queued = {}, None
             if event.error:
                 self.error = event.error
         elif kind == "execution.restarted":
@@ -149,6 +181,8 @@ class ExecutionRecord(BaseModel):
     startedByName: str | None = None
     error: str | None = None
     pauseRequested: bool = False
+    queuedAt: str | None = None
+    queueLimit: Literal["workflow", "owner"] | None = None
     taskToken: str | None = None
     seq: int = 0
     # A rerun: the execution it reruns, and the node it began at (plain attributes of the item).
@@ -181,17 +215,20 @@ class ExecutionRecord(BaseModel):
                 "completedAt": control.completedAt,
                 "error": control.error,
                 "pauseRequested": control.pauseRequested,
+                "queuedAt": control.queued.queuedAt if control.queued else None,
+                "queueLimit": control.queued.limit if control.queued else None,
                 "seq": seq,
             }
         )
 
     def shows(self, control: Control) -> bool:
         """True when this record already shows what ``control`` holds (its projection is up to date)."""
-        return (self.state, self.completedAt, self.error, self.pauseRequested) == (
+        return (self.state, self.completedAt, self.error, self.pauseRequested, self.queuedAt) == (
             control.state,
             control.completedAt,
             control.error,
             control.pauseRequested,
+            control.queued.queuedAt if control.queued else None,
         )
 
 

@@ -10,7 +10,7 @@ run: the node runner validates a node's config with its type's model only when i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,8 +34,19 @@ class NodeDefinition(BaseModel):
     retry: RetryPolicy | None = Field(default=None, description="for nodes that call out")
 
 
+class Concurrency(BaseModel):
+    """How many runs of the workflow may run at once, and what a start over that does (stepwise.service.concurrency).
+
+    ``queue``: the run waits, PENDING, and starts by itself in start order when a run ends; ``reject``: the start
+    is refused (429).
+    """
+
+    limit: int
+    onLimit: Literal["queue", "reject"] = "queue"
+
+
 class WorkflowDefinition(BaseModel):
-    """A workflow's definition as stored: its nodes in order, default variables, output and step limit."""
+    """A workflow's definition as stored: its nodes in order, default variables, output, step and concurrency limits."""
 
     name: str
     description: str | None = None
@@ -43,6 +54,7 @@ class WorkflowDefinition(BaseModel):
     nodes: Sequence[NodeDefinition]
     output: list[str] | None = Field(default=None, description="variables that make the output; default all")
     maxNodeRuns: int | None = Field(default=None, description="step limit; default 1,000")
+    concurrency: Concurrency | None = Field(default=None, description="runs at once at most; default no limit")
 
     def node(self, node_id: str) -> NodeDefinition:
         """The node with that id (ids are unique: checked on write)."""

@@ -12,18 +12,20 @@ what a node type refuses on write. A refusal names the node and field: ``nodes[2
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from stepwise.errors import InvalidWorkflow
 from stepwise.interpolation import InterpolationError, placeholders
 from stepwise.models.wording import pattern_in_words
-from stepwise.models.workflow import NodeDefinition, RetryPolicy, WorkflowDefinition
+from stepwise.models.workflow import Concurrency, NodeDefinition, RetryPolicy, WorkflowDefinition
 from stepwise.nodes import REGISTRY, NodeType
 from stepwise.nodes.base import NodeConfig
 
 MAX_NODES = 500
+# A workflow's own concurrency limit (an owner's limit on running executions is a setting of the stack).
+MAX_CONCURRENCY = 1_000
 # The node runner gives a node's calls this long (its Lambda timeout, less a margin to record the result).
 MAX_CALL_SECONDS = 300
 NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -85,6 +87,19 @@ class NodeInput(NodeDefinition):
         return data
 
 
+class ConcurrencyInput(Concurrency):
+    """At most ``limit`` runs of the workflow at once; ``onLimit``: a start over it waits (queue) or is a 429."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(ge=1, le=MAX_CONCURRENCY, description="runs of this workflow that may run at once")
+    onLimit: Literal["queue", "reject"] = Field(
+        default="queue",
+        description="a start over the limit waits, PENDING, and starts by itself in start order (queue), or is "
+        "refused with a 429 and Retry-After (reject)",
+    )
+
+
 class WorkflowInput(WorkflowDefinition):
     """A workflow as a user writes it."""
 
@@ -96,6 +111,9 @@ class WorkflowInput(WorkflowDefinition):
     # A node run costs 7 to 20 Step Functions history events (a delay or an approval the most): 1,200 runs
     # stay under a Standard execution's limit of 25,000.
     maxNodeRuns: int | None = Field(default=None, ge=1, le=1_200, description="step limit; default 1,000")
+    concurrency: ConcurrencyInput | None = Field(
+        default=None, description="at most this many runs at once, and what a start over that does; default no limit"
+    )
 
 
 class WorkflowUpdate(WorkflowInput):

@@ -33,10 +33,10 @@ from stepwise.models.events import Actor, Event, ValueRef
 from stepwise.models.execution import TERMINAL_STATES, ExecutionSummary, RerunOf
 from stepwise.models.records import Control, ExecutionRecord, Group
 from stepwise.models.workflow import WorkflowView
-from stepwise.service import workflows
+from stepwise.service import concurrency, workflows
 from stepwise.service.history import Change, actor, approving, ending, event, record_change, resumed_event
 from stepwise.service.paging import callers_cursor
-from stepwise.store import ConditionFailed, ExecutionQuery, Store, terminal
+from stepwise.store import ConditionFailed, ExecutionQuery, LimitReached, Store, terminal
 from stepwise.store.history import SeqTaken
 from stepwise.store.values import json_bytes
 
@@ -57,6 +57,12 @@ class Runs:
     state_machine_arn: str
     max_variables_bytes: int
     default_max_node_runs: int
+    # How many executions of one owner may run at once (0: no limit; see stepwise.service.concurrency).
+    owner_concurrency_limit: int = 0
+
+    def limits(self) -> concurrency.Limits:
+        """The concurrency limits its starts keep to (and the state machine a queued start is started on)."""
+        return concurrency.Limits(self.owner_concurrency_limit, self.state_machine_arn)
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,8 @@ def launch(
     ``execution_id`` makes the start idempotent (a scheduled tick delivered twice starts one run). If Step
     Functions refuses, the record ends FAILED with the reason and ``StartFailed`` is raised. ``ExecutionExists``
     when another start with the same ``execution_id`` recorded it first. ``beginning``: a rerun, which begins
-    elsewhere than at the first node.
+    elsewhere than at the first node. Over a concurrency limit, the execution waits in its owner's queue (no run
+    is started) or, for a workflow that rejects, ``TooManyRuns``.
     """
     merged = {**workflow.variables, **variables}
     if beginning is not None:  # a value S3 keeps is not inline too
@@ -119,7 +126,7 @@ def launch(
         # A repeated start (a scheduled tick delivered again, a start retried with its Idempotency-Key): finish
         # what a start that died between its record and its state machine run left undone.
         store.project(execution_id, tail)
-        if tail.control.state == "PENDING":
+        if tail.control.state == "PENDING" and tail.control.queued is None:
             _start_state_machine(store, runs, workflow, execution_id, tail.control.restarts)
         return execution_id
     started = event(
@@ -141,10 +148,12 @@ def launch(
         + sum(ref.bytes for ref in (beginning.refs.values() if beginning else ())),
     )
     try:
-        store.commit(execution_id, None, [started, *(beginning.events if beginning else ())], control)
+        first = [started, *(beginning.events if beginning else ())]
+        admitted = concurrency.start_new(store, runs.limits(), workflow, execution_id, owner, first, control)
     except SeqTaken as error:
         raise ExecutionExists(execution_id) from error
-    _start_state_machine(store, runs, workflow, execution_id)
+    if admitted:
+        _start_state_machine(store, runs, workflow, execution_id)
     return execution_id
 
 
@@ -298,7 +307,7 @@ def list_for_workflow(
         records, next_cursor = store.find_executions(ExecutionQuery(owner, workflow_id, state), limit, cursor)
     if workflow is None and not records and cursor is None:
         raise WorkflowNotFound(workflow_id)
-    return [record.summary() for record in records], next_cursor
+    return concurrency.summaries(store, records), next_cursor
 
 
 def parse_time_bound(name: str, text: str | None) -> datetime | None:
@@ -349,7 +358,7 @@ def find(
     query = ExecutionQuery(owner or caller.sub, workflow_id, state, started_by, first, last)
     with callers_cursor():
         records, next_cursor = store.find_executions(query, limit, cursor)
-    return [record.summary() for record in records], next_cursor
+    return concurrency.summaries(store, records), next_cursor
 
 
 def cancel(store: Store, runs: Runs, caller: Caller, execution_id: str) -> None:
@@ -444,16 +453,20 @@ def _deliver_resume(store: Store, execution_id: str, token: str, output: dict[st
             ) from error
 
 
-def resume(store: Store, caller: Caller, execution_id: str) -> str:
+def resume(store: Store, caller: Caller, execution_id: str, runs: Runs | None = None) -> str:
     """Resume a paused run (and approve the approval node it waits at), or withdraw a pause not yet taken.
 
-    The run is resumed first (SendTaskSuccess with the token its pause task waits on), and only then is the resume
-    recorded: a resume Step Functions did not take leaves the execution PAUSED and resumable (``Unavailable``),
-    one that reached no waiting task is refused (``Conflict``). The state machine records it too, as soon as
-    its pause task ends (:func:`stepwise.service.runner.resumed`): whichever comes first records it once.
+    A paused run holds no concurrency slot: the resume takes its slots again first (``runs`` says the owner-wide
+    limit), while the execution is still PAUSED; over a limit it waits in the queue, PAUSED, and resumes by
+    itself (or, for a workflow that rejects, ``TooManyRuns``). Then the run is resumed (SendTaskSuccess with the
+    token its pause task waits on), and only then is the resume recorded: a resume Step Functions did not take
+    leaves the execution PAUSED, its slots given back, and resumable (``Unavailable``); one that reached no
+    waiting task is refused (``Conflict``). The state machine records it too, as soon as its pause task ends
+    (:func:`stepwise.service.runner.resumed`): whichever comes first records it once.
     """
     record = _record(store, caller, execution_id, change=True)
     by = actor(caller)
+    limits = runs.limits() if runs else concurrency.Limits(0)
 
     def withdraw(tail: Group) -> Change | Control:
         control = tail.control
@@ -463,15 +476,25 @@ def resume(store: Store, caller: Caller, execution_id: str) -> str:
             return Change([event("execution.pause_withdrawn", by=by)])
         if control.state in TERMINAL_STATES:
             raise Conflict(f"Execution {execution_id} already ended ({control.state}); it cannot be resumed")
+        concurrency.waiting_conflict(execution_id, control)
         return control
 
     _, paused = record_change(store, execution_id, withdraw)
     if isinstance(paused, Change):
         return f"Execution {execution_id}: pause withdrawn; it goes on running"
+    slots = concurrency.resume_slots(store, limits, record)
+    try:
+        concurrency.take_resume_slots(store, execution_id, slots)
+    except LimitReached as full:
+        return concurrency.queue_resume(store, limits, record, caller, slots, full)
     token = record.taskToken or _task_token_once_projected(store, execution_id)
-    if token is None:
-        raise Conflict(f"Execution {execution_id} is pausing; resume it in a moment")
-    _deliver_resume(store, execution_id, token, {"resumedBy": by.model_dump()})
+    try:
+        if token is None:
+            raise Conflict(f"Execution {execution_id} is pausing; resume it in a moment")
+        _deliver_resume(store, execution_id, token, {"resumedBy": by.model_dump()})
+    except (Conflict, Unavailable):
+        concurrency.give_back_resume_slots(store, execution_id, token)
+        raise
 
     def record_resume(tail: Group) -> Change | str:
         if tail.control.state != "PAUSED":

@@ -34,6 +34,14 @@ def _message(event: Event, label: Label) -> tuple[LogLevel, str] | None:
             return "info", f"Rerun of {event.rerunOf.executionId} from node {event.rerunOf.fromNode}"
         case "node.reused":
             return "info", f"Node reused: {label(event.nodeId or '')}, as it completed in the source; not run again"
+        case "execution.queued":
+            doing = f"resume (asked by {who})" if event.by else "start"
+            limit = f"the {event.limit}'s concurrency limit ({event.concurrency})"
+            return "info", f"Waiting for a slot to {doing}: {limit} is reached"
+        case "execution.dequeued" if not event.waitedMs:
+            return "info", "A concurrency slot is free: it goes on"
+        case "execution.dequeued":
+            return "info", f"A slot is free after {event.waitedMs} ms of waiting"
         case "execution.running":
             return "info", "Execution started"
         case "execution.pause_requested":

@@ -32,7 +32,7 @@ from stepwise.clock import now as wall_clock
 from stepwise.clock import parse_iso
 from stepwise.models.records import Group
 from stepwise.observability import logger
-from stepwise.service import runner
+from stepwise.service import concurrency, runner
 from stepwise.service.history import Change, event, record_change
 from stepwise.store import Store, terminal
 
@@ -51,6 +51,7 @@ class Reconciling:
 
     state_machine_arn: str
     grace_seconds: float
+    owner_limit: int = 0  # the owner-wide concurrency limit (0: none), for the queues it moves on
 
 
 @dataclass
@@ -114,6 +115,11 @@ def _reconcile_one(store: Store, reconciling: Reconciling, execution_id: str, mo
     tail = store.tail(execution_id)
     if tail is None or terminal(tail.control.state):
         return None  # the index lags the log: it ended already
+    if tail.control.queued is not None:
+        # It waits for a concurrency slot, with no run on purpose. A crash between a run giving its slots back
+        # and the queue moving on leaves the queue stalled until the owner's next start or end: move it on here.
+        concurrency.wake(store, concurrency.Limits(reconciling.owner_limit), tail.control.queued.owner)
+        return None
     if moment - _quiet_since(tail) < timedelta(seconds=reconciling.grace_seconds):
         return None  # it changed lately: a start, a step or a restart may be in progress
     restarts = tail.control.restarts

@@ -66,6 +66,9 @@ def start(store: Store, execution_id: str, *, retried: bool = False) -> Answer:
     """PENDING → RUNNING (a retried start finds it RUNNING and goes on)."""
 
     def decide(tail: Group) -> Change | Answer:
+        if tail.control.queued is not None:
+            # Waiting for a concurrency slot: a run started by mistake ends here, and the record waits on.
+            return answer("ended")
         if tail.control.state == "PENDING":
             return Change([event("execution.running")])
         return answer("ended") if terminal(tail.control.state) else answer("continue")

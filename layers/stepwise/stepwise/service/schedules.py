@@ -21,7 +21,15 @@ from typing import Any
 from stepwise import ids
 from stepwise import schedules as scheduler
 from stepwise.clock import now, now_iso
-from stepwise.errors import BadRequest, Conflict, ExecutionExists, InvalidSchedule, ScheduleNotFound, StartFailed
+from stepwise.errors import (
+    BadRequest,
+    Conflict,
+    ExecutionExists,
+    InvalidSchedule,
+    ScheduleNotFound,
+    StartFailed,
+    TooManyRuns,
+)
 from stepwise.identity import Caller
 from stepwise.models.schedule import FireResult, ScheduleDelivery, ScheduleInput, SchedulePatch, ScheduleView
 from stepwise.models.workflow import WorkflowView
@@ -257,6 +265,10 @@ def fire(store: Store, runs: executions.Runs, group: str, delivery: ScheduleDeli
     except ExecutionExists:
         # Two deliveries of one tick at once: the other one created the execution record first.
         return FireResult(outcome="duplicate", scheduleId=schedule_id, executionId=execution_id)
+    except TooManyRuns as error:
+        # The workflow rejects runs over its concurrency limit: this tick is skipped, the next one may start.
+        logger.warning(f"Schedule {schedule_id}: tick skipped: {error}", extra={"schedule_id": schedule_id})
+        return FireResult(outcome="skipped", scheduleId=schedule_id, reason=str(error))
     if repeated:
         logger.info(f"Tick already started {execution_id}", extra={"schedule_id": schedule_id})
         return FireResult(outcome="duplicate", scheduleId=schedule_id, executionId=execution_id)

@@ -20,6 +20,7 @@ from stepwise.models.events import Event, EventsPage, ValueRef, public_event, re
 from stepwise.models.execution import TERMINAL_STATES, LogLine, NodeStateView, WorkflowExecution
 from stepwise.models.records import ExecutionRecord, Group, NodeItem, VariableItem
 from stepwise.models.workflow import WorkflowDefinition
+from stepwise.service.concurrency import summaries
 from stepwise.service.executions import execution_record
 from stepwise.service.log_lines import labels, log_lines
 from stepwise.service.variables import LoadValue
@@ -109,7 +110,7 @@ def get(store: Store, caller: Caller, execution_id: str, load: LoadValue) -> Wor
     definition = store.get_workflow_version(record.workflowId, record.workflowVersion)
     variables = _shown_variables(execution_id, store.variables(execution_id), load)
     return WorkflowExecution(
-        **record.summary().model_dump(),
+        **summaries(store, [record])[0].model_dump(),
         variables=variables,
         logs=_newest_lines(chain([tail.events], store.newest_events(execution_id, before=tail.first)), definition),
         # Derived, not stored: the log holds the variables once.

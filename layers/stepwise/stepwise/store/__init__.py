@@ -15,12 +15,16 @@ variable (top level)       ``EXECUTION#<id>``    ``VAR#<name>``
 node's latest run          ``EXECUTION#<id>``    ``NODE#<nodeId>``
 schedule                   ``WORKFLOW#<wf>``     ``SCHEDULE#<id>``
 a keyed start's id         ``START#<hash>``      ``START``
+queue entry (waiting run)  ``QUEUE#<sub>``       ``<queuedAt>#<exe id>``
 =========================  ====================  ======================  ==================================
 
 An execution in flight is also in ``GSI3`` (``STATE#<state>`` / id, keys only), which the reconciler reads; it
 leaves it when it ends. A start with an ``Idempotency-Key`` reserves its execution id under ``START#<hash of
 owner, workflow, key>`` before the execution is recorded (``ExecutionStore.reserve_execution_id``), so a retry
 after a crash finds the same execution.
+
+Concurrency slot counters (:mod:`~stepwise.store.slots`): ``SLOTS#OWNER#<sub>`` (the owner's) and
+``SLOTS#OWNER#<sub>#WORKFLOW#<wf>`` (a workflow's with a limit), both with ``SK = SLOTS``.
 
 **An execution is its log.** Every change of an execution is one *group* appended to its log
 (:mod:`~stepwise.store.history`): the events of that change, numbered (``seq`` 1, 2, 3, ... with no gap), and
@@ -56,7 +60,8 @@ Modules: ``codec`` (the wire format, through boto3's TypeSerializer/TypeDeserial
 DynamoDB call, and botocore's errors turned into ``errors``), ``listings`` and ``cursors`` (a listing's
 Query and the cursors bound to it), and one module per aggregate: ``workflows``, ``agents``, ``history`` (an
 execution's log), ``values`` (its variables and node runs), ``executions`` (its summary, and the commit of a
-change: the group, then its projections), ``bodies`` (small JSON records: schedules). ``Store`` is all of them
+change: the group, then its projections), ``slots`` (concurrency slots and queues, written with the groups that
+take, give back or wait for them), ``bodies`` (small JSON records: schedules). ``Store`` is all of them
 over one table. ``migrations`` brings a table written by an older stack up to these keys.
 """
 
@@ -76,10 +81,11 @@ from stepwise.store.errors import (
 )
 from stepwise.store.executions import ExecutionQuery, ExecutionStore
 from stepwise.store.history import SeqTaken
+from stepwise.store.slots import LimitReached, SlotStore
 from stepwise.store.workflows import WorkflowStore
 
 
-class Store(WorkflowStore, AgentStore, ExecutionStore, BodyStore):
+class Store(WorkflowStore, AgentStore, ExecutionStore, SlotStore, BodyStore):
     """Typed access to the table: every aggregate's methods on one object (one client, one table name).
 
     ``Store(table_name, retention_days=n)``: ``n`` days after an execution ends, its items expire (0: never);
@@ -98,6 +104,7 @@ __all__ = [
     "ExecutionQuery",
     "InvalidCursor",
     "ItemTooLarge",
+    "LimitReached",
     "SeqTaken",
     "StorageError",
     "Store",

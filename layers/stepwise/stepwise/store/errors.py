@@ -23,12 +23,16 @@ class StorageError(Exception):
 class ConditionFailed(StorageError):
     """A conditional write found the item otherwise than required (changed, deleted, or there already).
 
-    ``item`` is the item as it was, when DynamoDB returned it (plain values), else None.
+    ``item`` is the item as it was, when DynamoDB returned it (plain values), else None. For a transaction,
+    ``reasons`` holds DynamoDB's code for each of its writes, in order ("None" for a write that was fine).
     """
 
-    def __init__(self, message: str, code: str = "", item: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, code: str = "", item: Mapping[str, Any] | None = None, reasons: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message, code)
         self.item = item
+        self.reasons = reasons
 
 
 class Throttled(StorageError):

@@ -21,7 +21,7 @@ holds only the executions in flight.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +34,7 @@ from stepwise.models.records import Control, ExecutionRecord, Group
 from stepwise.store.errors import ConditionFailed
 from stepwise.store.history import HistoryStore, execution_key
 from stepwise.store.listings import Filter, Listing
+from stepwise.store.slots import owner_of
 from stepwise.store.table import Put, Update
 from stepwise.store.values import ValueStore
 
@@ -138,8 +139,18 @@ def _summary_item(execution_id: str, group: Group) -> dict[str, Any]:
     }
 
 
+# Told, after a commit that gave concurrency slots back, whose they were (the owner): the composition root sets
+# it to start the runs that waited for them (stepwise.service.concurrency.promote).
+SlotsFreed = Callable[[str], object]
+
+
 class ExecutionStore(HistoryStore, ValueStore):
-    """``EXECUTION#<id>`` / ``EXECUTION`` (listed by owner and workflow), and the commit of an execution's changes."""
+    """``EXECUTION#<id>`` / ``EXECUTION`` (listed by owner and workflow), and the commit of an execution's changes.
+
+    ``slots_freed`` (None until the composition root sets it) is called after every commit that gave slots back.
+    """
+
+    slots_freed: SlotsFreed | None = None
 
     def commit(
         self,
@@ -156,6 +167,10 @@ class ExecutionStore(HistoryStore, ValueStore):
         """
         group = self.append(execution_id, after, events, control)
         self.project(execution_id, group, before=after.control if after else None, task_token=task_token)
+        freed = [counter for counter in (after.control.slots if after else {}) if counter not in control.slots]
+        if freed and self.slots_freed is not None:
+            # Every change that ends or pauses a run comes through here: the one place that wakes its queue.
+            self.slots_freed(owner_of(freed[0]))
         return group
 
     def project(
@@ -202,11 +217,14 @@ class ExecutionStore(HistoryStore, ValueStore):
         removals = [f"#f{index}" for index, value in enumerate(fields.values()) if value is None]
         values = {f":f{index}": value for index, value in enumerate(fields.values()) if value is not None}
         expression = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
+        # A pause's own projection carries its task token: a reader that projected the same group first (a GET
+        # between the group and this write) must not keep the token off the item.
+        newer = "seq <= :seq" if task_token else "seq < :seq"
         update = Update(
             pk=execution_key(execution_id),
             sk=EXECUTION,
             expression=expression,
-            condition="attribute_exists(PK) AND seq < :seq",
+            condition=f"attribute_exists(PK) AND {newer}",
             names=names,
             values={**values, ":seq": group.last},
         )
@@ -289,6 +307,8 @@ def _state_fields(control: Control) -> dict[str, Any]:
         "pauseRequested": control.pauseRequested,
         "completedAt": control.completedAt,
         "error": control.error,
+        "queuedAt": control.queued.queuedAt if control.queued else None,
+        "queueLimit": control.queued.limit if control.queued else None,
     }
 
 

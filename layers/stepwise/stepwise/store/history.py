@@ -22,6 +22,7 @@ from stepwise.models.events import Event
 from stepwise.models.records import Control, Group
 from stepwise.store.codec import from_json, to_json
 from stepwise.store.errors import ConditionFailed
+from stepwise.store.slots import LimitReached, full_counter, slot_writes
 from stepwise.store.table import Put, Table
 
 EVENT_PREFIX = "EVENT#"
@@ -68,6 +69,9 @@ class HistoryStore(Table):
         """Append ``events`` right after ``after`` (None: as the first group), numbered from ``after.last + 1``.
 
         :class:`SeqTaken` when another group was appended after ``after`` first. Returns the group as stored.
+
+        When ``control`` takes or gives back concurrency slots, or joins or leaves a queue, those writes go in the
+        same transaction (:mod:`stepwise.store.slots`); :class:`LimitReached` when a slot it takes is not free.
         """
         if not events:
             raise ValueError("a group holds at least one event")
@@ -83,10 +87,19 @@ class HistoryStore(Table):
             "control": to_json(control.model_dump(mode="json", exclude_defaults=True)),
             "expiresAt": self.expires_at(from_now=True),
         }
+        put = Put(item, condition="attribute_not_exists(SK)")
+        slots = slot_writes(execution_id, after.control if after else None, control)
         try:
-            self.put(Put(item, condition="attribute_not_exists(SK)"))
-        except ConditionFailed as taken:
-            raise SeqTaken(str(taken), taken.code) from taken
+            if slots.writes:
+                self.write_all([put, *slots.writes])
+            else:
+                self.put(put)
+        except ConditionFailed as failed:
+            if slots.writes and failed.reasons[:1] != ("ConditionalCheckFailed",):
+                if (counter := full_counter(slots, failed)) is not None:
+                    raise LimitReached(f"the slots of {counter} are taken", counter) from failed
+                raise
+            raise SeqTaken(str(failed), failed.code) from failed
         return group
 
     def group_holding(self, execution_id: str, seq: int) -> Group | None:

@@ -6,6 +6,8 @@ The per-aggregate stores build items and expressions from plain values; this mod
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +39,10 @@ FILTERED_READ = 100
 # A Standard Step Functions execution lasts at most a year: node runs and log lines, written while it runs,
 # expire a year after that, and the execution item itself the retention period after it ends.
 _LONGEST_RUN_DAYS = 366
+# A transaction that met another one on the same item (a hot slot counter) is tried again, up to this many
+# times, after a short random pause: it wrote nothing, and botocore does not retry it.
+TRANSACTION_TRIES = 6
+_CONFLICT_PAUSE_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,14 @@ class Update:
     values: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Delete:
+    """One item to delete in a transaction (unconditionally: deleting what is not there changes nothing)."""
+
+    pk: str
+    sk: str
+
+
 def _translated(error: ClientError) -> StorageError:
     code = aws.error_code(error)
     message = f"DynamoDB: {aws.error_message(error)}"
@@ -68,10 +82,11 @@ def _translated(error: ClientError) -> StorageError:
         item = cast(Mapping[str, Any] | None, error.response.get("Item"))
         return ConditionFailed(message, code, decode(item) if item else None)
     if code == "TransactionCanceledException":
-        reasons = {str(reason.get("Code", "")) for reason in error.response.get("CancellationReasons", [])}
-        if reasons & aws.THROTTLING_CODES or "ThrottlingError" in reasons:
+        # One reason per write, in the order sent ("None" for those that would have gone through).
+        codes = tuple(str(reason.get("Code", "")) for reason in error.response.get("CancellationReasons", []))
+        if set(codes) & aws.THROTTLING_CODES or "ThrottlingError" in codes:
             return Throttled(message, code)
-        return ConditionFailed(message, code)
+        return ConditionFailed(message, code, reasons=codes)
     if code in aws.THROTTLING_CODES:
         return Throttled(message, code)
     if code == "ValidationException":
@@ -142,8 +157,9 @@ class Table:
             "TableName": self.table,
             "Key": key(update.pk, update.sk),
             "UpdateExpression": update.expression,
-            "ConditionExpression": update.condition,
         }
+        if update.condition:
+            request["ConditionExpression"] = update.condition
         if update.names:
             request["ExpressionAttributeNames"] = dict(update.names)
         if update.values:
@@ -155,14 +171,28 @@ class Table:
         with _storage_call():
             self.client.update_item(**self._update_request(update))
 
-    def write_all(self, writes: Sequence[Put | Update]) -> None:
-        """Make the writes together or not at all (one transaction; ``ConditionFailed`` if any condition fails)."""
-        with _storage_call():
-            items: list[Any] = [
-                {"Put": self._put_request(write)} if isinstance(write, Put) else {"Update": self._update_request(write)}
-                for write in writes
-            ]
-            self.client.transact_write_items(TransactItems=items)
+    def write_all(self, writes: Sequence[Put | Update | Delete]) -> None:
+        """Make the writes together or not at all (one transaction; ``ConditionFailed`` if any condition fails,
+        its ``reasons`` saying which). A transaction canceled only because another one was writing the same
+        item at the same time is tried again (``TRANSACTION_TRIES`` in all)."""
+        items = [self._transact_item(write) for write in writes]
+        for attempt in range(1, TRANSACTION_TRIES + 1):
+            try:
+                with _storage_call():
+                    self.client.transact_write_items(TransactItems=items)
+                return
+            except ConditionFailed as failed:
+                conflict = "TransactionConflict" in failed.reasons and "ConditionalCheckFailed" not in failed.reasons
+                if not conflict or attempt == TRANSACTION_TRIES:
+                    raise
+            time.sleep(random.uniform(0, _CONFLICT_PAUSE_SECONDS * 2**attempt))
+
+    def _transact_item(self, write: Put | Update | Delete) -> Any:
+        if isinstance(write, Put):
+            return {"Put": self._put_request(write)}
+        if isinstance(write, Update):
+            return {"Update": self._update_request(write)}
+        return {"Delete": {"TableName": self.table, "Key": key(write.pk, write.sk)}}
 
     def update(
         self,
