@@ -324,3 +324,35 @@ def test_a_scheduled_tick_over_a_limit_that_rejects_is_skipped(api: Any) -> None
         "skipped",
         f"Workflow {workflow_id} is at its concurrency limit (1 running; onLimit: reject): start it again later",
     )
+
+
+def test_a_resume_step_functions_did_not_take_gives_back_the_slot_it_took(
+    api: Any, aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from stepwise import aws as clients
+
+    workflow_id = workflow(api, {"limit": 1, "onLimit": "reject"}, nodes=[APPROVAL, RUNNING])
+    paused = start(api, workflow_id)
+    wait_for_state(api, paused, {"PAUSED"})
+    client = clients.stepfunctions()
+    real_send = client.send_task_success
+
+    def throttled(**kwargs: Any) -> Any:
+        monkeypatch.setattr(client, "send_task_success", real_send)
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "SendTaskSuccess")
+
+    monkeypatch.setattr(client, "send_task_success", throttled)
+
+    # The resume takes the workflow's one slot, then Step Functions throttles it: 503, and the slot is free again
+    assert api.post(f"/api/workflows/execute/{paused}/resume").status == 503
+    assert view(api, paused)["state"] == "PAUSED"
+    other = start(api, workflow_id)
+    assert view(api, other)["state"] in ("PENDING", "RUNNING", "PAUSED")  # not a 429: the slot was given back
+    wait_for_state(api, other, {"PAUSED"})
+    # and the first one resumes later like any paused run
+    assert approve(api, paused)["message"] == f"Execution {paused} approved and resumed"
+    cancel(api, paused)
+    cancel(api, other)
+    wait_until(lambda: all_free(aws), message="every slot free")
