@@ -40,6 +40,9 @@ class Control(BaseModel):
     ``variablesBytes`` is an upper bound of its variables' total size (JSON bytes): a node that sets a variable
     adds the new size without reading the old one, and the bound is recounted from the variables' items only
     when it would pass the limit (:mod:`stepwise.service.steps`), so the common node reads nothing for it.
+
+    ``steps`` counts the node runner's steps that changed the log (each one round of the state machine, which
+    Step Functions records as history events; instant nodes run many to a step, :mod:`stepwise.service.runner`).
     """
 
     state: ExecutionState
@@ -55,6 +58,7 @@ class Control(BaseModel):
     error: str | None = None
     completedAt: str | None = None
     variablesBytes: int = 0
+    steps: int = 0
 
     def after(self, events: Iterable[Event]) -> Control:
         """The control state once ``events`` happened (a new object; this one is left as it is)."""
