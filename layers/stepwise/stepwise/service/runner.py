@@ -190,6 +190,8 @@ class _StepRun:
         batch = self.batch
         definition: WorkflowDefinition | None = None
         while True:
+            if batch.full():
+                batch.commit()  # a chunk: the step goes on with the next one
             control = batch.control
             if terminal(control.state):
                 return self.ended(answer("ended"))
@@ -216,8 +218,6 @@ class _StepRun:
                 return self.ended(answer("pause"))
             if control.cursor is None:
                 raise RuntimeError(f"execution {self.execution_id} is RUNNING with no node left to run")
-            if batch.full():
-                batch.commit()  # a chunk: the step goes on with the next one
             node = definition.node(control.cursor)
             node_type = REGISTRY[node.type]
             if self.handing_back("call" if node_type.calls_out else "node"):
