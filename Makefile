@@ -46,7 +46,7 @@ test: lint typecheck template
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 bench: $(VENV)/.installed
-	$(PY) bench/run_workflow.py --nodes 10 --nodes 100
+	$(PY) bench/run_workflow.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -278,6 +278,12 @@ class Meter:
             ]
         )
 
+    def first_call(self, since: int = 0, *, scope: str | None = None) -> Call:
+        """The first call after ``since`` (in ``scope``)."""
+        with self._lock:
+            calls = self.calls[since:]
+        return next(call for call in calls if scope is None or call.scope == scope)
+
     def _record(self, call: Call) -> None:
         with self._lock:
             self.calls.append(call)
