@@ -653,9 +653,10 @@ def _variables_section(bench: Bench, agent_url: str) -> dict[str, Any]:
     print(
         "  first read RCU: the step's read of the newest group, here the first (the initial variables), per run\n"
         "  RCU/node, WCU/node (with the global secondary indexes' share again as (GSI WCU)): units AWS bills per\n"
-        "  node, the first read left out; reads/node, writes/node: DynamoDB calls per node; polls: DynamoDB reads\n"
-        "  while the agent was answering; RCU/poll: units per poll (a projection reads the whole item); other\n"
-        "  calls: writes meanwhile (the log lines of a slow call)"
+        "  node, the first read left out; the WCU include the run's one change of its EXECUTION item (PENDING to\n"
+        "  COMPLETED, 1 WCU and 2 in the indexes), shared by its nodes; reads/node, writes/node: DynamoDB calls per\n"
+        "  node; polls: DynamoDB reads while the agent was answering; RCU/poll: units per poll (a projection reads\n"
+        "  the whole item); other calls: writes meanwhile (the log lines of a slow call)"
     )
     return found
 
