@@ -466,3 +466,21 @@ def test_while_a_call_is_out_the_cancel_poll_reads_only_the_execution_item(
     for name, params in during:
         assert name == "GetItem" and params["Key"]["SK"] == {"S": "EXECUTION"}, params
         assert params["ProjectionExpression"] == "#state"
+
+
+def test_a_pause_keeps_its_task_token_when_a_reader_wrote_its_state_first(
+    api: Any, monkeypatch: pytest.MonkeyPatch, parts: tuple[Any, Any, Any]
+) -> None:
+    _, _, store = parts
+    execution_id = pending_execution(api, monkeypatch, LOOP)
+    tail = store.tail(execution_id)
+    # Given a pause's group appended, and a GET that wrote its state (PAUSED) before the pause wrote its token
+    paused = [event("execution.paused", reason="requested")]
+    group = store.append(execution_id, tail, paused, tail.control.after(paused))
+    assert api.get(f"/api/workflows/execute/{execution_id}").body["data"]["state"] == "PAUSED"
+
+    # When the pause writes its projection, with the token
+    store.project(execution_id, group, before=tail.control, task_token="token-1")
+
+    # Then the token is kept: resume and cancel need it
+    assert store.get_execution(execution_id).taskToken == "token-1"

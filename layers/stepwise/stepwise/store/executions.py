@@ -200,11 +200,16 @@ class ExecutionStore(HistoryStore, ValueStore):
         removals = [f"#f{index}" for index, value in enumerate(fields.values()) if value is None]
         values = {f":f{index}": value for index, value in enumerate(fields.values()) if value is not None}
         expression = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
+        condition = "attribute_exists(PK) AND seq < :seq"
+        if task_token:
+            # A reader that repaired this group first (a GET between the pause's group and this write) wrote it
+            # without the token: the token still goes on.
+            condition = "attribute_exists(PK) AND (seq < :seq OR (seq = :seq AND attribute_not_exists(taskToken)))"
         update = Update(
             pk=execution_key(execution_id),
             sk=EXECUTION,
             expression=expression,
-            condition="attribute_exists(PK) AND seq < :seq",
+            condition=condition,
             names=names,
             values={**values, ":seq": group.last},
         )
