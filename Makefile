@@ -69,7 +69,7 @@ test: lint typecheck template scan browser
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 bench: $(VENV)/.installed
-	$(PY) bench/run_workflow.py --nodes 10 --nodes 100
+	$(PY) bench/run_workflow.py
 	$(PY) bench/concurrency.py
 
 clean:

@@ -278,6 +278,12 @@ class Meter:
             ]
         )
 
+    def first_call(self, since: int = 0, *, scope: str | None = None) -> Call:
+        """The first call after ``since`` (in ``scope``)."""
+        with self._lock:
+            calls = self.calls[since:]
+        return next(call for call in calls if scope is None or call.scope == scope)
+
     def _record(self, call: Call) -> None:
         with self._lock:
             self.calls.append(call)
@@ -356,6 +362,20 @@ class _Accounting:
         item: Item | None = answer.get("Item")
         return item
 
+    def _items(self, table: str, keys: list[dict[str, Any]]) -> list[Item | None]:
+        """The items with these keys (None where there is none), read 100 to a call: a batch of 100 items
+        would take the meter 100 calls otherwise, which would weigh on the timings it leaves out."""
+        names = self.meter.table(table, self.uncounted).keys
+        found: dict[tuple[str, ...], Item] = {}
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {"Keys": keys[start : start + 100], "ConsistentRead": True}
+            while request.get("Keys"):
+                answer = self.uncounted("BatchGetItem", {"RequestItems": {table: request}})
+                for item in answer.get("Responses", {}).get(table, []):
+                    found[tuple(str(item[name]) for name in names)] = item
+                request = answer.get("UnprocessedKeys", {}).get(table, {})
+        return [found.get(tuple(str(key[name]) for name in names)) for key in keys]
+
     def _plan_write(self, kind: str, request: Mapping[str, Any], transactional: bool) -> None:
         table = request["TableName"]
         key = self._key(table, request["Item"]) if kind == "Put" else dict(request["Key"])
@@ -371,11 +391,16 @@ class _Accounting:
                 self._plan_write(kind, request, transactional=True)
         elif operation == "BatchWriteItem":
             for table, requests in params["RequestItems"].items():
-                for request in requests:
-                    if "PutRequest" in request:
-                        self._plan_write("Put", {"TableName": table, **request["PutRequest"]}, False)
-                    else:
-                        self._plan_write("Delete", {"TableName": table, **request["DeleteRequest"]}, False)
+                keys = [
+                    self._key(table, request["PutRequest"]["Item"])
+                    if "PutRequest" in request
+                    else dict(request["DeleteRequest"]["Key"])
+                    for request in requests
+                ]
+                befores = self._items(table, keys)
+                for request, key, before in zip(requests, keys, befores, strict=True):
+                    written = request["PutRequest"]["Item"] if "PutRequest" in request else None
+                    self.writes.append((table, key, before, written, False))
 
     def _written(self) -> tuple[float, float]:
         """Units of writes that happened: the larger of each item before and after, and its index entries."""
@@ -420,10 +445,9 @@ class _Accounting:
             units = 0.0
             for table, request in params["RequestItems"].items():
                 unprocessed = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-                for key in request["Keys"]:
-                    if key not in unprocessed:
-                        size = item_size(self._item(table, key) or {})
-                        units += read_units(size, consistent=bool(request.get("ConsistentRead")))
+                keys = [key for key in request["Keys"] if key not in unprocessed]
+                for item in self._items(table, keys):
+                    units += read_units(item_size(item or {}), consistent=bool(request.get("ConsistentRead")))
             return units, 0.0, 0.0
         if operation == "TransactGetItems":
             units = 0.0

@@ -2,16 +2,18 @@
 
 1. Cold imports (bench/cold_imports.py): each handler's import time beside a bare ``import boto3``.
 2. Nodes: the real ASL under moto's Step Functions interpreter, Lambda routed to the project's handlers in
-   this process (as the integration tests do), for N setVariables nodes, N agentTask nodes (a local agent on
-   127.0.0.1) and the local stack's demo workflow. Per node: state transitions, node-runner invocations,
-   DynamoDB calls and the units AWS would bill for them (bench/capacity.py), S3 calls, wall and handler time;
-   beside the floor (bench/floor.py), a bare Task + Choice loop with a trivial function run in the same
-   process, and the AWS cost of a million such nodes at published prices (bench/prices.py).
+   this process (as the integration tests do), for N setVariables nodes (10, 100 and 1,000 by default), N
+   agentTask nodes (a local agent on 127.0.0.1) and the local stack's demo workflow. Per node: state
+   transitions, node-runner invocations, DynamoDB calls and the units AWS would bill for them
+   (bench/capacity.py), S3 calls, wall and handler time; beside the floor (bench/floor.py), a bare Task + Choice
+   loop with a trivial function run in the same process, and the AWS cost of a million such nodes at published
+   prices (bench/prices.py), beside one transition pair per node and Lambda durable functions; then the
+   targets the design keeps to, each with its measured figure.
 3. Variables: what a node that sets one small variable costs in DynamoDB units with 1 KB and with 200 KB of
    other variables, and what one cancel poll costs while a node calls out.
 4. The local API (bench/local_api.py): ``stepwise dev`` over HTTP, kept-alive and with 1, 4 and 16 clients.
 
-    .venv/bin/python bench/run_workflow.py [--nodes 10 --nodes 100] [--nodes 1000] [--agent-nodes 100]
+    .venv/bin/python bench/run_workflow.py [--nodes 10 --nodes 100 --nodes 1000] [--agent-nodes 100]
         [--skip imports|nodes|variables|local-api] [--json FILE] [--profile FILE]
 
 Every figure printed is also in the ``--json`` file, so two runs can be compared.
@@ -32,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,16 @@ FLOOR_ITERATIONS = 100
 SLOW_AGENT_SECONDS = 1.6
 VARIABLE_SIZES = {"1 KB": 1_000, "200 KB": 200_000}
 SMALL_NODES = 5
+DEFAULT_NODES = [10, 100, 1000]
+# What the design keeps to (at N = TARGET_NODES instant nodes, and for a node that calls out).
+TARGET_NODES = 100
+TARGETS = {
+    "transitions_per_instant_node": 0.1,
+    "invocations_per_instant_node": 0.05,
+    "usd_per_million_instant_nodes": 5.0,
+    "transitions_per_call_out_node": 2.0,
+    "wall_over_floor": 1.0,
+}
 
 
 class _Agent(BaseHTTPRequestHandler):
@@ -97,6 +109,10 @@ class Run:
     def handler_ms_per_invocation(self) -> float:
         return self.handler_seconds * 1000 / self.invocations if self.invocations else 0.0
 
+    @property
+    def handler_ms_per_node(self) -> float:
+        return self.handler_seconds * 1000 / self.nodes
+
     def figures(self, floor_ms: float | None) -> dict[str, Any]:
         """Per node figures (the JSON and the table)."""
         usage = self.usage
@@ -115,6 +131,7 @@ class Run:
             "s3_get_class_per_node": self.per_node(usage.s3_get_class),
             "wall_ms_per_node": wall_ms,
             "handler_ms_per_invocation": self.handler_ms_per_invocation,
+            "handler_ms_per_node": self.handler_ms_per_node,
             "floor_ratio": wall_ms / floor_ms if floor_ms else None,
             "get_ms": self.get_ms,
             "wall_seconds": self.wall_seconds,
@@ -328,6 +345,22 @@ class Bench:
             get_ms=get_ms,
         )
 
+    def measure(
+        self, workload: str, workflow_id: str, variables: dict[str, Any] | None = None, runs: int | None = None
+    ) -> Run:
+        """Run ``workflow_id`` twice: without the meter for its times (the meter's own calls, a GetItem or two per
+        item written, would weigh on them however well they are taken off), then metered for its calls and units."""
+        enabled = self.meter.enabled
+        self.meter.enabled = False
+        try:
+            timed = self.execute(workload, workflow_id, variables, runs)
+        finally:
+            self.meter.enabled = enabled
+        counted = self.execute(workload, workflow_id, variables, runs)
+        return replace(
+            counted, wall_seconds=timed.wall_seconds, handler_seconds=timed.handler_seconds, get_ms=timed.get_ms
+        )
+
     def run_floor(self, iterations: int, tag: str) -> Run:
         """The bare Task + Choice loop, ``iterations`` times."""
         with self._measuring() as found:
@@ -357,9 +390,9 @@ _COLUMNS = (
     ("index_write_units_per_node", "(GSI WCU)", "{:>9.2f}"),
     ("s3_calls_per_node", "S3 calls/node", "{:>13.2f}"),
     ("wall_ms_per_node", "wall ms/node", "{:>12.1f}"),
-    ("handler_ms_per_invocation", "handler ms/invoke", "{:>17.1f}"),
+    ("handler_ms_per_node", "handler ms/node", "{:>15.2f}"),
     ("floor_ratio", "wall/floor", "{:>10.2f}"),
-    ("get_ms", "GET ms", "{:>7.1f}"),
+    ("get_ms", "GET ms/run", "{:>10.1f}"),
 )
 _LEGEND = """\
   nodes: node runs in the execution (or loop iterations); every other figure is per node unless it says not
@@ -369,12 +402,13 @@ _LEGEND = """\
   RCU/node, WCU/node: DynamoDB read and write units as AWS bills them (item sizes measured); WCU includes the
     global secondary indexes' writes, shown again as (GSI WCU)
   S3 calls/node: S3 requests (PUT and GET classes) the node runner made
-  wall ms/node: start to end of the execution, per node; handler ms/invoke: time inside the node-runner
-    handler per invocation (both without the bench's own accounting calls)
+  wall ms/node: start to end of the execution, per node; handler ms/node: time inside the node-runner
+    handler, per node (both from a run of the workflow without the meter; the counts and units from a second,
+    metered run of it)
   floor xN: a bare Task+Choice loop of N iterations with a trivial in-process function (bench/floor.py), run
     before and after the workflows (its figures: both runs together)
-  wall/floor: wall ms/node divided by that of the floor of the nearest size, measured in this run; GET ms:
-    one GET of the finished execution through the API handler (per execution, not per node)"""
+  wall/floor: wall ms/node divided by that of the floor of the nearest size, measured in this run
+  GET ms/run: one GET of the finished execution through the API handler (per execution, not per node)"""
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -394,7 +428,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 def _print_costs(costs: list[dict[str, Any]], memory_mb: int) -> None:
     print(
         f"AWS cost of 1M nodes in USD at published prices (bench/prices.py): NodeRunnerFunction at {memory_mb} MB, "
-        "duration = measured handler time"
+        "duration = measured handler time; every column in USD per 1M nodes"
     )
     parts = (
         ("step_functions", "Step Functions"),
@@ -421,9 +455,47 @@ def _print_costs(costs: list[dict[str, Any]], memory_mb: int) -> None:
     print(
         "  measured: this run's transitions and invocations; one pair per node: 2 transitions + 1 invocation per\n"
         "  node (the design before batching); durable functions: $8 per 1M operations, one per node, no Step\n"
-        "  Functions and no per-node request. DynamoDB and S3 are the measured units in every design.\n"
+        "  Functions and no per-node request. DynamoDB and S3 are the measured units, and Lambda GB-s the measured\n"
+        "  handler time, in every design: the columns that differ are the orchestration's.\n"
         f"  Lambda GB-s at the x86 price; the template deploys arm64, whose GB-s cost {arm:.2f}x as much."
     )
+
+
+def _targets(rows: list[dict[str, Any]], costs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target of the design beside its measured figure (None when this run did not measure it)."""
+    by_workload = {row["workload"]: row for row in rows}
+    instant = by_workload.get(f"setVariables x{TARGET_NODES}")
+    agents = next((row for row in rows if row["workload"].startswith("agentTask")), None)
+    instant_cost = next((c for c in costs if c["workload"] == f"setVariables x{TARGET_NODES}"), None)
+    measured = {
+        "transitions_per_instant_node": instant and instant["transitions_per_node"],
+        "invocations_per_instant_node": instant and instant["invocations_per_node"],
+        "usd_per_million_instant_nodes": instant_cost and instant_cost["designs"]["measured"]["total"],
+        # The run's end state (Completed) is entered once per execution, not per node.
+        "transitions_per_call_out_node": agents and agents["transitions_per_node"] - 1 / agents["nodes"],
+        "wall_over_floor": instant and instant["floor_ratio"],
+    }
+    return [
+        {
+            "target": name,
+            "at_most": limit,
+            "measured": measured[name],
+            "met": measured[name] is not None and measured[name] <= limit,
+        }
+        for name, limit in TARGETS.items()
+    ]
+
+
+def _print_targets(targets: list[dict[str, Any]]) -> None:
+    print(
+        f"targets (instant nodes: setVariables x{TARGET_NODES}, all in; a node that calls out: agentTask, the run's "
+        "end state apart)"
+    )
+    width = max(len(target["target"]) for target in targets)
+    print(f"{'target':<{width}} {'at most':>8} {'measured':>9}  met")
+    for target in targets:
+        shown = "-" if target["measured"] is None else f"{target['measured']:.3f}"
+        print(f"{target['target']:<{width}} {target['at_most']:>8.2f} {shown:>9}  {'yes' if target['met'] else 'NO'}")
 
 
 # ------------------------------------------------------------------------------------------------ sections
@@ -459,15 +531,15 @@ def _nodes_section(bench: Bench, sizes: list[int], agent_nodes: int, agent_url: 
     floor_sizes = sorted({*sizes, *([agent_nodes] if agent_nodes else []), FLOOR_ITERATIONS})
     before = _floors(bench, floor_sizes, "before")
     runs = [
-        bench.execute(f"setVariables x{size}", bench.create_workflow(_set_nodes(size)), runs=size) for size in sizes
+        bench.measure(f"setVariables x{size}", bench.create_workflow(_set_nodes(size)), runs=size) for size in sizes
     ]
     if agent_nodes:
         agent_id = bench.create_agent(f"{agent_url}/")
         workflow_id = bench.create_workflow(_agent_nodes(agent_nodes, agent_id))
-        runs.append(bench.execute(f"agentTask x{agent_nodes}", workflow_id))
+        runs.append(bench.measure(f"agentTask x{agent_nodes}", workflow_id))
     with demo.DemoAgentServer() as agents:
         seeded = demo.seed(wiring.api().store, USER, agents.url)
-        runs.append(bench.execute("demo workflow", seeded.workflow_id))
+        runs.append(bench.measure("demo workflow", seeded.workflow_id))
     after = _floors(bench, floor_sizes, "after")
     floors = {size: _combined(before[size], after[size]) for size in floor_sizes}
     rows = []
@@ -497,8 +569,11 @@ def _nodes_section(bench: Bench, sizes: list[int], agent_nodes: int, agent_url: 
         for run in runs
     ]
     _print_costs(costs, memory_mb)
+    print()
+    targets = _targets(rows, costs)
+    _print_targets(targets)
     floor_ms = {size: run.wall_seconds * 1000 / run.nodes for size, run in floors.items()}
-    return {"floor_ms_per_node": floor_ms, "rows": rows, "costs": costs, "memory_mb": memory_mb}
+    return {"floor_ms_per_node": floor_ms, "rows": rows, "costs": costs, "memory_mb": memory_mb, "targets": targets}
 
 
 def _variables_section(bench: Bench, agent_url: str) -> dict[str, Any]:
@@ -516,21 +591,31 @@ def _variables_section(bench: Bench, agent_url: str) -> dict[str, Any]:
     slow = bench.create_workflow({"name": "bench-slow-call", "nodes": [ask]})
     found: dict[str, Any] = {}
     print(
-        f"variables: a setVariables node that sets one small variable ({SMALL_NODES} in a row; node steps only, "
-        "the start excluded),\nand one cancel poll while an agentTask node waits "
-        f"{SLOW_AGENT_SECONDS} s on its agent (every DynamoDB call the node runner made meanwhile)"
+        f"variables: a setVariables node that sets one small variable ({SMALL_NODES} in a row, one step; the step's "
+        "first read,\nof the group that holds the initial variables, shown apart: once per run), and one cancel "
+        f"poll while an agentTask node\nwaits {SLOW_AGENT_SECONDS} s on its agent (every DynamoDB call the node runner "
+        "made meanwhile)"
     )
     header = (
-        f"{'other variables':>15} {'RCU/node':>8} {'WCU/node':>8} {'(GSI WCU)':>9} {'reads/node':>10} "
-        f"{'writes/node':>11} {'polls':>5} {'RCU/poll':>8} {'other calls during the call':>27}"
+        f"{'other variables':>15} {'first read RCU':>14} {'RCU/node':>8} {'WCU/node':>8} {'(GSI WCU)':>9} "
+        f"{'reads/node':>10} {'writes/node':>11} {'polls':>5} {'RCU/poll':>8} {'other calls during the call':>27}"
     )
     print(header)
     for label, size in VARIABLE_SIZES.items():
         variables = {"payload": "x" * (size - len('{"payload":""}'))}
         mark = bench.meter.mark()
         run = bench.execute(f"small variable, {label}", small, variables)
-        steps = bench.meter.usage(mark, scope="step")
-        start = bench.meter.usage(mark, scope="start")
+        first_read = bench.meter.first_call(mark, scope="step")
+        whole = bench.meter.usage(mark, scope="step")
+        steps = capacity.Usage(
+            dynamodb_reads=whole.dynamodb_reads - 1,
+            dynamodb_writes=whole.dynamodb_writes,
+            read_units=whole.read_units - first_read.read_units,
+            write_units=whole.write_units,
+            index_write_units=whole.index_write_units,
+            s3_put_class=whole.s3_put_class,
+            s3_get_class=whole.s3_get_class,
+        )
         mark = bench.meter.mark()
         _Agent.busy.clear()
         bench.execute(f"slow call, {label}", slow, variables)
@@ -547,7 +632,7 @@ def _variables_section(bench: Bench, agent_url: str) -> dict[str, Any]:
                 "dynamodb_writes": steps.dynamodb_writes / run.nodes,
                 "s3_calls": (steps.s3_put_class + steps.s3_get_class) / run.nodes,
             },
-            "start": asdict(start),
+            "first_read_units": first_read.read_units,
             "cancel_poll": {
                 "call_seconds": window[1] - window[0],
                 "polls": polls,
@@ -559,15 +644,19 @@ def _variables_section(bench: Bench, agent_url: str) -> dict[str, Any]:
         per_node = found[label]["per_node"]
         other = f"{during.dynamodb_writes} writes, {during.all_write_units:.0f} WCU"
         print(
-            f"{label:>15} {per_node['read_units']:>8.2f} {per_node['write_units']:>8.2f} "
+            f"{label:>15} {first_read.read_units:>14.1f} {per_node['read_units']:>8.2f} "
+            f"{per_node['write_units']:>8.2f} "
             f"{per_node['index_write_units']:>9.2f} {per_node['dynamodb_reads']:>10.2f} "
             f"{per_node['dynamodb_writes']:>11.2f} {polls:>5} "
             f"{(during.read_units / polls if polls else 0):>8.2f} {other:>27}"
         )
     print(
+        "  first read RCU: the step's read of the newest group, here the first (the initial variables), per run\n"
         "  RCU/node, WCU/node (with the global secondary indexes' share again as (GSI WCU)): units AWS bills per\n"
-        "  node; polls: DynamoDB reads while the agent was answering; RCU/poll: units per poll (a projection\n"
-        "  reads the whole item); other calls: writes meanwhile (the log lines of a slow call)"
+        "  node, the first read left out; the WCU include the run's one change of its EXECUTION item (PENDING to\n"
+        "  COMPLETED, 1 WCU and 2 in the indexes), shared by its nodes; reads/node, writes/node: DynamoDB calls per\n"
+        "  node; polls: DynamoDB reads while the agent was answering; RCU/poll: units per poll (a projection reads\n"
+        "  the whole item); other calls: writes meanwhile (the log lines of a slow call)"
     )
     return found
 
@@ -609,7 +698,7 @@ def _nodes_and_variables(args: argparse.Namespace) -> dict[str, Any]:
         with running(deployment):
             bench.authorization = f"Bearer {issuer.token(USER)}"
             if "nodes" not in args.skip:
-                found["nodes"] = _nodes_section(bench, args.nodes or [10, 100], args.agent_nodes, agent_url)
+                found["nodes"] = _nodes_section(bench, args.nodes or DEFAULT_NODES, args.agent_nodes, agent_url)
                 print()
             if "variables" not in args.skip:
                 found["variables"] = _variables_section(bench, agent_url)
@@ -627,7 +716,7 @@ def _nodes_and_variables(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--nodes", type=int, action="append", help="setVariables workflow size (repeatable; default 10 and 100)"
+        "--nodes", type=int, action="append", help="setVariables workflow size (repeatable; default 10, 100, 1000)"
     )
     parser.add_argument("--agent-nodes", type=int, default=100, help="agentTask workflow size (0: none; default 100)")
     parser.add_argument("--import-rounds", type=int, default=9, help="fresh processes per cold import (default 9)")

@@ -1,4 +1,8 @@
-"""The node runner: Step Functions invokes it once per step; it runs at most one node and records it."""
+"""The node runner: Step Functions invokes it once per step; it runs the next nodes and records them.
+
+``start`` is only sent by runs of an older state machine definition (the current one's first step marks the
+execution RUNNING itself).
+"""
 
 from __future__ import annotations
 

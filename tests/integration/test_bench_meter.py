@@ -71,3 +71,25 @@ def test_the_meter_bills_what_aws_would_for_a_listed_item_that_grows(table: Any)
     # a projection reads (and bills) the whole 5 KB item: 2 units
     assert usage.read_units == 2
     assert meter.overhead_seconds > 0
+
+
+def test_the_meter_bills_each_item_of_a_batch_on_its_own(table: Any) -> None:
+    meter = capacity.Meter()
+    table.put_item(TableName="bench", Item={**_item(), "body": {"S": "x" * 3000}})  # 3 KB there before
+    other = {"PK": {"S": "p"}, "SK": {"S": "other"}, "body": {"S": "y" * 100}}
+
+    with meter.installed(), meter.scoped("node"):
+        table.batch_write_item(
+            RequestItems={
+                "bench": [{"PutRequest": {"Item": {**_item(), "body": {"S": "z"}}}}, {"PutRequest": {"Item": other}}]
+            }
+        )
+        keys = [{"PK": {"S": "p"}, "SK": {"S": sk}} for sk in ("s", "other", "missing")]
+        table.batch_get_item(RequestItems={"bench": {"Keys": keys, "ConsistentRead": True}})
+    usage = meter.usage()
+
+    assert (usage.dynamodb_reads, usage.dynamodb_writes) == (1, 1)
+    # each put: the larger of the item before (3 KB) and after; the new item 1
+    assert usage.write_units == 3 + 1
+    # each key read on its own, rounded up per item, a missing one too
+    assert usage.read_units == 1 + 1 + 1

@@ -35,7 +35,6 @@ def parts() -> tuple[Any, Any, Any]:
 
 
 def run_to_the_end(runner: Any, step_limits: Any, store: Any, execution_id: str) -> None:
-    runner.start(store, execution_id)
     for _ in range(50):
         if runner.step(store, step_limits, execution_id)["status"] != "continue":
             return
@@ -115,28 +114,35 @@ def crash_after_the_group(monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
     monkeypatch.setattr(store, "project", crash)
 
 
+def two_node_chunks(step_limits: Any) -> Any:
+    """The node runner's limits with chunks of two node runs (the loop's 'tick' and 'enough')."""
+    from stepwise.service.batches import Budget
+
+    return dataclasses.replace(step_limits, budget=Budget(nodes=2))
+
+
 def test_a_crash_before_the_projections_is_repaired_by_the_retried_step(
     api: Any, monkeypatch: pytest.MonkeyPatch, parts: tuple[Any, Any, Any]
 ) -> None:
     runner, step_limits, store = parts
+    step_limits = two_node_chunks(step_limits)
     execution_id = pending_execution(api, monkeypatch, LOOP)
-    runner.start(store, execution_id)
     crash_after_the_group(monkeypatch, store)
 
-    # Given the step that ran 'tick' died after its group and before its projections
+    # Given the step died after the group of its first chunk ('tick', 'enough') and before its projections
     with pytest.raises(RuntimeError, match="died here"):
         runner.step(store, step_limits, execution_id)
     assert store.variable(execution_id, "trail").value == ""  # the log says "x"; the item lags behind
     assert [item.nodeId for item in store.nodes(execution_id)] == []
 
     # When Step Functions retries the step
-    runner.step(store, step_limits, execution_id, retried=True)
+    assert runner.step(store, step_limits, execution_id, retried=True)["status"] == "done"
 
     # Then the retry wrote them first, and the run went on from the log (no node ran twice)
-    assert store.variable(execution_id, "trail").value == "x"
-    assert {item.nodeId: item.runs for item in store.nodes(execution_id)} == {"tick": 1, "enough": 1}
+    assert store.variable(execution_id, "trail").value == "xxx"
+    assert {item.nodeId: item.runs for item in store.nodes(execution_id)} == {"tick": 3, "enough": 3, "done": 1}
     ticks = [e for e in store.events(execution_id) if e.type == "node.completed" and e.nodeId == "tick"]
-    assert len(ticks) == 1
+    assert [e.variables for e in ticks] == [{"trail": "x"}, {"trail": "xx"}, {"trail": "xxx"}]
 
 
 def test_a_crash_before_the_projections_is_repaired_by_the_next_change_from_the_api(
@@ -144,10 +150,9 @@ def test_a_crash_before_the_projections_is_repaired_by_the_next_change_from_the_
 ) -> None:
     runner, step_limits, store = parts
     execution_id = pending_execution(api, monkeypatch, LOOP)
-    runner.start(store, execution_id)
     crash_after_the_group(monkeypatch, store)
     with pytest.raises(RuntimeError, match="died here"):
-        runner.step(store, step_limits, execution_id)
+        runner.step(store, two_node_chunks(step_limits), execution_id)
 
     # When the owner pauses it (the next writer)
     assert api.post(f"/api/workflows/execute/{execution_id}/pause").status == 200
@@ -246,41 +251,57 @@ def item_bytes(item: dict[str, Any]) -> int:
     return size
 
 
-def test_a_node_that_sets_one_small_variable_costs_three_writes_and_two_reads_whatever_the_others_weigh(
+def test_nodes_that_set_one_small_variable_cost_under_three_writes_and_two_reads_each_whatever_the_others_weigh(
     api: Any, monkeypatch: pytest.MonkeyPatch, parts: tuple[Any, Any, Any], dynamodb_calls: Counter[str]
 ) -> None:
+    from stepwise import stepfunctions
+    from stepwise.store.values import VARIABLE_PREFIX
+
     runner, step_limits, store = parts
+    setting = [{"id": f"set{i}", "type": "setVariables", "config": {"values": {f"v{i}": i}}} for i in range(9)]
     definition = {
         "name": "cost",
         "nodes": [
+            {"id": "first", "type": "setVariables", "config": {"values": {"started": True}}},
             {"id": "use", "type": "setVariables", "config": {"values": {"greeting": "hello ${name}"}}},
-            {"id": "after", "type": "setVariables", "config": {"values": {"done": True}}},
+            *setting,
         ],
     }
     workflow = api.post("/api/workflows", json_body=definition).body["data"]
-    from stepwise import stepfunctions
-
     monkeypatch.setattr(stepfunctions, "start", lambda arn, execution_id: None)
     big = {"name": "Ada", "document": "x" * 150_000}
     execution_id = api.post(f"/api/workflows/execute/{workflow['id']}", json_body={"variables": big}).body["data"][
         "executionId"
     ]
-    runner.start(store, execution_id)
+    # Given a first step that marked it RUNNING and ran 'first' (its Lambda time ran short after that node)
+    assert runner.step(store, step_limits, execution_id, time_left_ms=lambda: 0)["status"] == "continue"
     store.get_workflow_version(workflow["id"], 1)  # a warm node runner has it: versions are cached per process
     dynamodb_calls.clear()
 
-    # When the node that reads ${name} and sets 'greeting' runs
-    assert runner.step(store, step_limits, execution_id)["status"] == "continue"
+    # When the next step runs the ten nodes left (one reads ${name}; each sets one small variable)
+    assert runner.step(store, step_limits, execution_id)["status"] == "done"
 
-    # Then: one read of the newest group, one of the variable it uses; the group, the variable, the node run
-    assert dict(dynamodb_calls) == {"Query": 1, "GetItem": 1, "PutItem": 2, "UpdateItem": 1}
+    # Then: the newest group and the variable used are read, one group appended, the rest written in batches
+    assert dict(dynamodb_calls) == {
+        "Query": 2,  # the newest group; and the node items at the end (which nodes never ran)
+        "GetItem": 2,  # VAR#name; and whether a group follows the one appended (see ExecutionStore.project)
+        "PutItem": 1,
+        "BatchGetItem": 1,  # the node items, to count their runs
+        "BatchWriteItem": 1,  # ten variables and ten node runs
+        "UpdateItem": 1,  # the EXECUTION item: COMPLETED
+    }
     key = f"EXECUTION#{execution_id}"
-    group_item = next(iter(store.query(key, sk_prefix="EVENT#", descending=True, limit=1)))
-    for item in [store.get(key, "VAR#greeting"), store.get(key, "NODE#use"), group_item]:
-        assert item is not None and item_bytes(item) <= 1024, item  # 1 WCU each
-    assert item_bytes(group_item) <= 4096 and item_bytes(store.get(key, "VAR#name")) <= 4096  # 1 RCU each
-    # and the item the cancel poll reads stays small (1 RCU), whatever the variables weigh
-    assert item_bytes(store.get(key, "EXECUTION")) <= 1024
+    groups = list(store.query(key, sk_prefix="EVENT#"))
+    items = [store.get(key, f"{VARIABLE_PREFIX}{name}") for name in ("greeting", *(f"v{i}" for i in range(9)))]
+    items += [item for item in store.query(key, sk_prefix="NODE#") if item["nodeId"] != "first"]
+    assert len(items) == 20
+    assert all(item is not None and item_bytes(item) <= 1024 for item in items)  # 1 WCU each
+    assert item_bytes(store.get(key, "EXECUTION")) <= 1024  # 1 WCU; the cancel poll reads it (1 RCU)
+    write_units = -(-item_bytes(groups[-1]) // 1024) + len(items) + 1
+    # The newest group, VAR#name, the check, the node items (found or not), the node items again at the end.
+    read_units = -(-item_bytes(groups[-2]) // 4096) + 1 + 1 + 10 + -(-sum(map(item_bytes, items[10:])) // 4096)
+    assert write_units / 10 <= 3
+    assert read_units / 10 <= 2
 
 
 # --- executions written before the log ----------------------------------------------------------------
@@ -448,3 +469,21 @@ def test_while_a_call_is_out_the_cancel_poll_reads_only_the_newest_group(
         assert params["ExpressionAttributeValues"][":prefix"] == {"S": "EVENT#"}, params
     newest = next(iter(store.query(f"EXECUTION#{execution_id}", sk_prefix="EVENT#", descending=True, limit=1)))
     assert item_bytes(newest) <= 4096  # 1 RCU
+
+
+def test_a_pause_keeps_its_task_token_when_a_reader_wrote_its_state_first(
+    api: Any, monkeypatch: pytest.MonkeyPatch, parts: tuple[Any, Any, Any]
+) -> None:
+    _, _, store = parts
+    execution_id = pending_execution(api, monkeypatch, LOOP)
+    tail = store.tail(execution_id)
+    # Given a pause's group appended, and a GET that wrote its state (PAUSED) before the pause wrote its token
+    paused = [event("execution.paused", reason="requested")]
+    group = store.append(execution_id, tail, paused, tail.control.after(paused))
+    assert api.get(f"/api/workflows/execute/{execution_id}").body["data"]["state"] == "PAUSED"
+
+    # When the pause writes its projection, with the token
+    store.project(execution_id, group, before=tail.control, task_token="token-1")
+
+    # Then the token is kept: resume and cancel need it
+    assert store.get_execution(execution_id).taskToken == "token-1"

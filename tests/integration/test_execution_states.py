@@ -28,11 +28,13 @@ def start(api: Any, nodes: list[dict[str, Any]]) -> str:
 def test_each_state_change_of_an_execution_is_one_line(aws: Any, api: Any) -> None:
     out = io.StringIO()
     with print_state_changes(aws.environment["TABLE_NAME"], aws.region, out):
-        # Given an execution that runs two nodes (each node writes the record, the state changes twice)
+        # Given an execution that waits between two nodes (RUNNING while it waits; instant nodes alone would go
+        # from PENDING to COMPLETED in one step)
         execution_id = start(
             api,
             [
                 {"id": "a", "type": "setVariables", "config": {"values": {"x": 1}}},
+                {"id": "wait", "type": "delay", "config": {"seconds": 0}},
                 {"id": "b", "type": "setVariables", "config": {"values": {"y": 2}}},
             ],
         )

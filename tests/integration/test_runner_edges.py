@@ -122,9 +122,8 @@ def test_an_approval_timeout_after_a_resume_keeps_the_approval(api: Any, monkeyp
     assert api.post(f"/api/workflows/execute/{execution_id}/resume").status == 200
     answer = runner.approval_timeout(store, execution_id)
 
-    # Then the approval stands and the run goes on to completion
+    # Then the approval stands and the run goes on to completion (the approval and 'ship' in one step)
     assert answer["status"] == "continue"
-    assert runner.step(store, step_limits, execution_id)["status"] == "continue"
     assert runner.step(store, step_limits, execution_id)["status"] == "done"
     execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
     assert execution["state"] == "COMPLETED"
@@ -257,3 +256,23 @@ def test_a_repeated_start_of_a_pending_execution_starts_it(api: Any, monkeypatch
 
     assert again == execution_id
     assert started == [execution_id]
+
+
+def test_a_run_that_would_outgrow_the_state_machines_history_fails_saying_so(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner, step_limits, store = _runner_parts()
+    monkeypatch.setattr(runner, "MAX_STEPS", 2)
+    waits = [{"id": f"wait{i}", "type": "delay", "config": {"seconds": 0}} for i in range(3)]
+    execution_id = pending_execution(api, monkeypatch, {"name": "h", "nodes": waits})
+    # Given two steps taken (each ran up to a node that waits: one round of the state machine each)
+    assert runner.step(store, step_limits, execution_id)["status"] == "delay"
+    assert runner.step(store, step_limits, execution_id)["status"] == "delay"
+
+    # When the third step would start another node
+    assert runner.step(store, step_limits, execution_id)["status"] == "failed"
+
+    # Then the run fails at that node, naming the limit; the wait before it finished in the same step
+    execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert execution["error"].startswith("Node 'wait2' (delay) failed: history limit reached: 2 steps")
+    assert [execution["nodeStates"][f"wait{i}"]["state"] for i in range(3)] == ["COMPLETED", "COMPLETED", "FAILED"]

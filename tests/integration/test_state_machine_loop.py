@@ -46,7 +46,7 @@ def answer(status: str, seconds: int = 0, timeout_seconds: int = 0) -> dict[str,
 
 @dataclass
 class ScriptedNodeRunner:
-    """Answers start/step/approvalTimeout from ``script`` in order; records every payload it gets.
+    """Answers step/approvalTimeout from ``script`` in order; records every payload it gets.
 
     An exception in the script is raised instead of answered. ``fail_raises`` makes the "fail"
     action (RecordFailure) raise too.
@@ -186,7 +186,6 @@ def test_a_run_through_every_kind_of_step_succeeds(loop: Loop) -> None:
     # Given a node runner that continues, delays, pauses, asks for an approval nobody gives, then is done
     double = ScriptedNodeRunner(
         script=[
-            answer("continue"),  # start
             answer("continue"),
             answer("delay", seconds=1),
             answer("pause"),
@@ -206,7 +205,6 @@ def test_a_run_through_every_kind_of_step_succeeds(loop: Loop) -> None:
     # Then the node runner saw the contract's actions in order and the execution succeeded
     assert described["status"] == "SUCCEEDED"
     assert double.actions == [
-        "start",
         "step",
         "step",
         "step",
@@ -224,14 +222,12 @@ def test_a_run_through_every_kind_of_step_succeeds(loop: Loop) -> None:
     assert approval["taskToken"] != pause["taskToken"]
     assert all(call["executionId"] == "exe_every_step" for call in double.calls)
     # The Wait (SecondsPath) and the approval's timeout (TimeoutSecondsPath) really took their second.
-    after_delay = double.call_times[3] - double.call_times[2]
-    approval_wait = double.call_times[8] - double.call_times[7]
+    after_delay = double.call_times[2] - double.call_times[1]
+    approval_wait = double.call_times[7] - double.call_times[6]
     assert after_delay >= 0.9
     assert approval_wait >= 0.9
-    # Two state transitions per node in the normal loop: RunNode -> Route -> RunNode.
+    # Two state transitions per step in the normal loop, RunNode -> Route -> RunNode, from the first state on.
     assert loop.states_entered(execution_arn) == [
-        "MarkRunning",
-        "Route",
         "RunNode",
         "Route",
         "RunNode",
@@ -262,7 +258,7 @@ def test_a_node_runner_exception_is_recorded_and_fails_the_execution(loop: Loop)
 
     # Then RecordFailure hands the caught error to the node runner and the execution FAILED with it
     assert described["status"] == "FAILED"
-    assert double.actions == ["start", "step", "fail"]
+    assert double.actions == ["step", "step", "fail"]
     error = double.calls[-1]["error"]
     assert error["Error"] == "RuntimeError"
     cause = json.loads(error["Cause"])
@@ -282,7 +278,7 @@ def test_a_failing_record_failure_still_fails_the_execution(loop: Loop) -> None:
 
     # Then it still ends FAILED with the original error, through ExecutionFailed
     assert described["status"] == "FAILED"
-    assert double.actions == ["start", "fail"]
+    assert double.actions == ["step", "fail"]
     assert described.get("error") == "RuntimeError"
     assert loop.states_entered(execution_arn)[-2:] == ["RecordFailure", "ExecutionFailed"]
 
@@ -296,7 +292,7 @@ def test_a_failed_answer_fails_the_execution_without_recording_again(loop: Loop)
 
     # Then it ends FAILED in NodeFailed and the node runner is not asked to record a failure
     assert described["status"] == "FAILED"
-    assert double.actions == ["start", "step"]
+    assert double.actions == ["step", "step"]
     assert described.get("error") == "Stepwise.NodeFailed"
 
 
@@ -308,9 +304,9 @@ def test_an_ended_answer_succeeds(loop: Loop) -> None:
     execution_arn = loop.start(double, "exe_ended")
     described = loop.wait_until_done(execution_arn)
 
-    # Then it ends SUCCEEDED in Canceled after the single start
+    # Then it ends SUCCEEDED in Canceled after the single step
     assert described["status"] == "SUCCEEDED"
-    assert double.actions == ["start"]
+    assert double.actions == ["step"]
     assert loop.states_entered(execution_arn)[-1] == "Canceled"
 
 
@@ -323,7 +319,7 @@ def test_an_unknown_status_is_recorded_as_a_failure(loop: Loop) -> None:
 
     # Then RecordFailure receives a Stepwise.UnknownStatus error naming the status
     assert described["status"] == "FAILED"
-    assert double.actions == ["start", "fail"]
+    assert double.actions == ["step", "fail"]
     error = double.calls[-1]["error"]
     assert error["Error"] == "Stepwise.UnknownStatus"
     assert "exploded" in error["Cause"]
@@ -338,7 +334,7 @@ def test_lambda_throttling_is_retried(loop: Loop) -> None:
 
     # Then the step is retried (not caught) and the execution succeeds
     assert described["status"] == "SUCCEEDED"
-    assert double.actions == ["start", "step", "step"]
+    assert double.actions == ["step", "step", "step"]
 
 
 # How Step Functions names an invocation that ran out of memory, or out of time.

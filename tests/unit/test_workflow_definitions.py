@@ -135,7 +135,7 @@ CONDITION = {
         {"name": "w", "nodes": [{"id": "wait", "type": "delay", "config": {"seconds": -1, "unit": "s"}}]},
         {"name": "w", "nodes": [{"id": "beam", "type": "teleport"}]},
         # a rule of the body's shape: lengths, ranges, node ids, fields it does not know
-        {"name": "w" * 300, "maxNodeRuns": 5_000, "nodes": [{**ENDS, "id": "a b", "retry": {"maxAttempts": 50}}]},
+        {"name": "w" * 300, "maxNodeRuns": 500_000, "nodes": [{**ENDS, "id": "a b", "retry": {"maxAttempts": 50}}]},
         {"name": "", "nodes": [{**ENDS, "timeoutSeconds": 900, "label": "old"}], "tags": ["old"]},
     ],
 )
@@ -231,3 +231,10 @@ def test_the_document_describes_each_node_types_config() -> None:
         assert sorted(config["properties"]) == sorted(
             field.rstrip("?") for field in validated_fields(variant["properties"]["type"]["const"])
         )
+
+
+def test_max_node_runs_goes_up_to_a_hundred_thousand() -> None:
+    # Instant nodes run many to a step: Step Functions' history bounds the steps (runner.MAX_STEPS), not the runs
+    assert WorkflowInput.model_validate({"name": "w", "nodes": [ENDS], "maxNodeRuns": 100_000}).maxNodeRuns == 100_000
+    with pytest.raises(ValidationError, match="less than or equal to 100000"):
+        WorkflowInput.model_validate({"name": "w", "nodes": [ENDS], "maxNodeRuns": 100_001})

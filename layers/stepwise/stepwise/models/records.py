@@ -73,6 +73,8 @@ class Control(BaseModel):
     queue entries, in the same transaction as the group whose control state changes them
     (:mod:`stepwise.store.slots`): a run ending, failing, canceled or paused gives its slots back by the very
     write that records it.
+    ``steps`` counts the node runner's steps that changed the log (each one round of the state machine, which
+    Step Functions records as history events; instant nodes run many to a step, :mod:`stepwise.service.runner`).
     """
 
     state: ExecutionState
@@ -92,6 +94,7 @@ class Control(BaseModel):
     restarts: int = 0
     slots: dict[str, int] = Field(default_factory=dict)
     queued: QueueSpot | None = None
+    steps: int = 0
 
     def after(self, events: Iterable[Event]) -> Control:
         """The control state once ``events`` happened (a new object; this one is left as it is)."""

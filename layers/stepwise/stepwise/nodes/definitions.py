@@ -26,6 +26,7 @@ from stepwise.nodes.base import NodeConfig
 MAX_NODES = 500
 # A workflow's own concurrency limit (an owner's limit on running executions is a setting of the stack).
 MAX_CONCURRENCY = 1_000
+MAX_NODE_RUNS = 100_000
 # The node runner gives a node's calls this long (its Lambda timeout, less a margin to record the result).
 MAX_CALL_SECONDS = 300
 NODE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -108,9 +109,12 @@ class WorkflowInput(WorkflowDefinition):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     nodes: list[NodeInput] = Field(min_length=1, max_length=MAX_NODES)
-    # A node run costs 7 to 20 Step Functions history events (a delay or an approval the most): 1,200 runs
-    # stay under a Standard execution's limit of 25,000.
-    maxNodeRuns: int | None = Field(default=None, ge=1, le=1_200, description="step limit; default 1,000")
+    # Step Functions' history (25,000 events per Standard run) bounds the node runner's steps, not the node runs:
+    # a step runs every instant node in a row (stepwise.service.runner.MAX_STEPS guards the steps). This bounds
+    # what a runaway loop of instant nodes writes: its log, about 0.5 KB per node run.
+    maxNodeRuns: int | None = Field(
+        default=None, ge=1, le=MAX_NODE_RUNS, description="step limit; default 1,000, at most 100,000"
+    )
     concurrency: ConcurrencyInput | None = Field(
         default=None, description="at most this many runs at once, and what a start over that does; default no limit"
     )

@@ -99,11 +99,14 @@ def ending(
     definition: WorkflowDefinition | None,
     node_events: Sequence[Event],
     last: Event,
+    *,
+    ran: Iterable[str] = (),
 ) -> list[Event]:
     """The events of a change that ends the execution: the node events, every never-run node skipped, then
-    ``last`` (the terminal event is always the last event of an execution)."""
-    ran = {each.nodeId for each in node_events if each.nodeId}
-    return [*node_events, *skipped(store, execution_id, definition, ran), last]
+    ``last`` (the terminal event is always the last event of an execution). ``ran`` names nodes that ran in
+    events appended with these (a step's batch)."""
+    ran_here = {each.nodeId for each in node_events if each.nodeId} | set(ran)
+    return [*node_events, *skipped(store, execution_id, definition, ran_here), last]
 
 
 def approving(control: Control) -> bool:

@@ -1,10 +1,17 @@
 """The node runner's use cases: what the state machine asks for, one step at a time.
 
-The state machine owns the loop (and every wait); each call here reads the newest group of the execution's
-log (its control state: one small item), does at most one node (:mod:`stepwise.service.steps`), and appends
-what happened as one group, conditional on the group it read, so a cancel that lands while a node runs wins:
-the node's result is discarded and nothing further starts. A node that sets one small variable costs one read
-of the newest group, the append, and two projections (the variable, the node run).
+The state machine owns the loop (and every wait); each step reads the newest group of the execution's log (its
+control state: one small item) and runs nodes from the cursor (:mod:`stepwise.service.steps`): every instant
+node it meets, then at most one node that calls out or waits, which ends the step. The nodes' events are
+appended in batches (:mod:`stepwise.service.batches`), each conditional on the group before it, so a cancel that
+lands while nodes run wins: what the step had not appended is dropped and nothing further starts. The first
+step of an execution also marks it RUNNING (no step of its own).
+
+A step ends, and answers the state machine, at a node that calls out (after its call) or waits, at the end of
+the run, at a pause request, when the Lambda's time runs short, and at the steps' ceiling: a run takes at most
+``MAX_STEPS`` steps that changed its log, since each is one round of the state machine that Step Functions keeps
+in the run's history (7 to 20 events; at most 25,000 per run). Instant nodes no longer count against it: 100
+of them in a row cost one step, not 100.
 
 ``retried`` is true when Step Functions runs a step again after an error of the previous attempt, which may
 have died between a group and its projections: that step writes the newest group's projections again first.
@@ -16,7 +23,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from stepwise import stepfunctions
 from stepwise.clock import now_iso, parse_iso
@@ -26,14 +33,17 @@ from stepwise.models.records import ActiveNode, Control, Group
 from stepwise.models.workflow import WorkflowDefinition
 from stepwise.nodes import REGISTRY
 from stepwise.service import claims
-from stepwise.service.history import Change, approving, ending, event, record_change, resumed_event, tail_of
+from stepwise.service.batches import Batch, BatchLost, Budget
+from stepwise.service.history import MAX_TRIES, Change, approving, ending, event, record_change, resumed_event, tail_of
 from stepwise.service.steps import CANCEL_POLL_SECONDS, Answer, NodeStep, StepLimits, answer
-from stepwise.service.variables import Values
+from stepwise.service.variables import ExecutionVariables, Values
 from stepwise.store import Store, terminal
 
 __all__ = [
     "CANCEL_POLL_SECONDS",
+    "MAX_STEPS",
     "Answer",
+    "Budget",
     "StepLimits",
     "answer",
     "approval_timeout",
@@ -43,6 +53,11 @@ __all__ = [
     "start",
     "step",
 ]
+
+
+# Steps that changed the log, at most, in one run: 1,200 rounds of the state machine at 7 to 20 history events
+# each stay under the 25,000 events Step Functions keeps for a Standard run.
+MAX_STEPS = 1_200
 
 
 def _definition(store: Store, tail: Group) -> WorkflowDefinition:
@@ -63,7 +78,11 @@ def _owner(store: Store, execution_id: str) -> str:
 
 
 def start(store: Store, execution_id: str, *, retried: bool = False) -> Answer:
-    """PENDING → RUNNING (a retried start finds it RUNNING and goes on)."""
+    """PENDING → RUNNING (a retried start finds it RUNNING and goes on).
+
+    For runs of a state machine definition older than this one (it began with a ``start`` task); a run of the
+    current one is marked RUNNING by its first step.
+    """
 
     def decide(tail: Group) -> Change | Answer:
         if tail.control.queued is not None:
@@ -129,57 +148,147 @@ def step(
     retried: bool = False,
     values: Values | None = None,
 ) -> Answer:
-    """Run the next node (or finish the one that waited), then say what the state machine does next.
+    """Run the next nodes (after finishing the one that waited), then say what the state machine does next.
 
-    ``time_left_ms`` is the Lambda context's clock: a node that calls out fails cleanly before it runs out.
-    ``values`` keeps the big values a node sets in S3 (without it, every value stays in the table).
+    ``time_left_ms`` is the Lambda context's clock: no node starts too close to the end of the invocation, and a
+    node that calls out fails cleanly before it runs out. ``values`` keeps the big values a node sets in S3
+    (without it, every value stays in the table).
     """
+    began = time.monotonic()
     tail = tail_of(store, execution_id)
     if retried:
         store.project(execution_id, tail)
-    for _ in range(3):
-        control = tail.control
-        if terminal(control.state):
-            return answer("ended")
-        if control.state == "PAUSED":
-            # A retried invocation, or a new run the reconciler started: park again (pause() keeps the newest token).
-            return _park_again(control)
-        if control.state != "RUNNING":
-            raise RuntimeError(f"execution {execution_id} is {control.state}; expected RUNNING")
-        definition = _definition(store, tail)
-        current = NodeStep(
-            store, step_limits, execution_id, tail, definition, values=values or Values(), time_left_ms=time_left_ms
-        )
-        active = control.activeNode
-        if active and not active.waitingFor:
-            # A node run in flight: another invocation still calls out for it, or it died doing so.
-            in_flight = _in_flight(store, current, active, time_left_ms)
-            if not isinstance(in_flight, Group):
-                return in_flight
-            tail = in_flight
-            continue
-        if active and active.waitingFor:
-            return _unfinished_wait(active) or current.finish_waiting(active)
-        if control.pauseRequested:
-            return answer("pause")
-        if control.cursor is None:
-            raise RuntimeError(f"execution {execution_id} is RUNNING with no node left to run")
-        node = definition.node(control.cursor)
-        run, started_at = control.nodeRuns + 1, now_iso()
-        if control.nodeRuns >= control.maxNodeRuns:
-            message = (
-                f"step limit reached: {control.maxNodeRuns} node runs (a loop?); raise the workflow's "
-                "maxNodeRuns if the run really needs more"
-            )
-            return current.fail(node, run, started_at, message)
-        if not REGISTRY[node.type].calls_out:
-            return current.run_node(node, run, started_at)
-        current.owner = _owner(store, execution_id)
-        if current.claim(node, run):
-            return current.run_node(node, run, started_at)
-        # The log changed under us (a cancel or a pause request): decide anew on the newest group.
-        tail = current.tail
+    # Every group this step appends carries its number; a retried invocation of the same step counts once.
+    number = tail.control.steps + 1
+    for _ in range(MAX_TRIES):
+        batch = Batch(store, execution_id, tail, step_limits.budget, step=number)
+        try:
+            decided = _StepRun(store, step_limits, execution_id, batch, values or Values(), time_left_ms, began).run()
+        except BatchLost as lost:
+            decided = lost.newest
+        if not isinstance(decided, Group):
+            return decided
+        # The log changed under the step (a cancel, a pause request, a retried step): decide anew on the newest group.
+        tail = decided
     raise RuntimeError(f"execution {execution_id} kept changing; giving up this step")
+
+
+class _StepRun:
+    """One try of a step on one newest group: its batch, and the variables its nodes see."""
+
+    def __init__(
+        self,
+        store: Store,
+        step_limits: StepLimits,
+        execution_id: str,
+        batch: Batch,
+        values: Values,
+        time_left_ms: Callable[[], int] | None,
+        began: float,
+    ) -> None:
+        self.store = store
+        self.step_limits = step_limits
+        self.execution_id = execution_id
+        self.batch = batch
+        self.values = values
+        self.time_left_ms = time_left_ms
+        self.began = began
+        self.variables = ExecutionVariables(store, execution_id, values.load)
+        self.ran = 0
+
+    def node_step(self, definition: WorkflowDefinition) -> NodeStep:
+        return NodeStep(
+            self.store,
+            self.step_limits,
+            self.execution_id,
+            self.batch.tail,
+            definition,
+            values=self.values,
+            time_left_ms=self.time_left_ms,
+            batch=self.batch,
+            variables=self.variables,
+        )
+
+    def handing_back(self, kind: Literal["call", "node"]) -> bool:
+        """True when the step should end before this node: a call out would start late in the invocation, or the
+        Lambda's time runs short (the first node of a step always runs: an invocation starts with its whole time)."""
+        budget = self.step_limits.budget
+        if kind == "call" and (time.monotonic() - self.began) * 1000 > budget.call_out_within_ms:
+            return True
+        return bool(self.ran and self.time_left_ms and self.time_left_ms() < budget.time_margin_ms)
+
+    def ended(self, decided: Answer) -> Answer:
+        """The step ends: the batch is appended first."""
+        self.batch.commit()
+        return decided
+
+    def run(self) -> Answer | Group:
+        """Run nodes until one ends the step; a Group when the log changed under a claim (decide anew on it)."""
+        batch = self.batch
+        definition: WorkflowDefinition | None = None
+        while True:
+            if batch.full():
+                batch.commit()  # a chunk: the step goes on with the next one
+            control = batch.control
+            if terminal(control.state):
+                return self.ended(answer("ended"))
+            if control.state == "PAUSED":
+                # A retried invocation, or a new run the reconciler started: park again (pause() keeps the newest
+                # token).
+                return self.ended(_park_again(control))
+            if control.queued is not None:
+                # Waiting for a concurrency slot: a run started by mistake ends here, and the record waits on.
+                return self.ended(answer("ended"))
+            if control.state == "PENDING":
+                # The first step marks the execution RUNNING, in the group of its first nodes.
+                batch.add([event("execution.running")], node_run=False)
+                continue
+            if control.state != "RUNNING":
+                raise RuntimeError(f"execution {self.execution_id} is {control.state}; expected RUNNING")
+            definition = definition or _definition(self.store, batch.tail)
+            current = self.node_step(definition)
+            active = control.activeNode
+            if active and not active.waitingFor:
+                # A node run in flight: another invocation still calls out for it, or it died doing so.
+                self.batch.commit()
+                return _in_flight(self.store, current, active, self.time_left_ms)
+            if active and active.waitingFor:
+                unfinished = _unfinished_wait(active)
+                decided = unfinished or current.finish_waiting(active)
+                if decided["status"] != "continue":
+                    return self.ended(decided)
+                self.ran += 1
+                continue
+            if control.pauseRequested:
+                return self.ended(answer("pause"))
+            if control.cursor is None:
+                raise RuntimeError(f"execution {self.execution_id} is RUNNING with no node left to run")
+            node = definition.node(control.cursor)
+            node_type = REGISTRY[node.type]
+            if self.handing_back("call" if node_type.calls_out else "node"):
+                return self.ended(answer("continue"))
+            run, started_at = control.nodeRuns + 1, now_iso()
+            if control.nodeRuns >= control.maxNodeRuns:
+                message = (
+                    f"step limit reached: {control.maxNodeRuns} node runs (a loop?); raise the workflow's "
+                    "maxNodeRuns if the run really needs more"
+                )
+                return current.fail(node, run, started_at, message)
+            if batch.step > MAX_STEPS:
+                message = (
+                    f"history limit reached: {MAX_STEPS} steps of the state machine (Step Functions keeps at most "
+                    "25,000 history events per run; every node that calls out or waits takes a step)"
+                )
+                return current.fail(node, run, started_at, message)
+            if node_type.calls_out:
+                current.owner = _owner(self.store, self.execution_id)
+                if current.claim(node, run):
+                    return current.run_node(node, run, started_at)
+                return current.tail
+            decided = current.run_node(node, run, started_at)
+            self.ran += 1
+            if decided["status"] != "continue" or not node_type.instant:
+                return self.ended(decided)
 
 
 def pause(store: Store, execution_id: str, task_token: str) -> None:

@@ -1,13 +1,14 @@
-"""One node run: from the newest group of the log to the group that records what the node did.
+"""One node run: from the control state as the step left it to the events that record what the node did.
 
-A node that neither calls out nor waits runs at once and is recorded by one group (``node.started``, its
-log lines, ``node.completed``): one read of the newest group, one append, and the projections of what it
-changed (the variables it set, its node run). A node that calls out is claimed first (a group with
-``node.started``, so watchers see it RUNNING and a cancel can name it), then recorded by a second group.
+A node that neither calls out nor waits runs at once and its events (``node.started``, its log lines,
+``node.completed``) join the step's batch (:mod:`stepwise.service.batches`), appended with the nodes around it
+as one group. A node that calls out is claimed first (a group with the batch so far and its ``node.started``,
+so watchers see it RUNNING and a cancel can name it), then recorded by a group of its own.
 
 Every append is conditional on the newest group as this step knows it (:mod:`stepwise.store.history`). When
-another writer appended first, the step reads the newest group again: if the execution is where the step left
-it (same state, node, run and claim: only a pause request or a withdrawal came in), the same events go on top of
+another writer appended first and the append carried a batch, the batch is lost (``BatchLost``) and the step
+decides anew. Otherwise the step reads the newest group again: if the execution is where the step left it
+(same state, node, run and claim: only a pause request or a withdrawal came in), the same events go on top of
 it; otherwise the result is discarded (a cancel won, or a retried invocation of this step took the run over).
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from stepwise import limits, secrets
@@ -30,6 +31,7 @@ from stepwise.nodes import REGISTRY
 from stepwise.nodes.base import CallDefaults, NodeContext, NodeFailed, Outcome
 from stepwise.observability import logger
 from stepwise.service import claims
+from stepwise.service.batches import Batch, BatchLost, Budget
 from stepwise.service.history import MAX_TRIES, ending, event
 from stepwise.service.variables import ExecutionVariables, Values
 from stepwise.store import Store
@@ -48,12 +50,14 @@ CANCELED = "canceled"
 @dataclass(frozen=True)
 class StepLimits:
     """What a step keeps to (from the node runner's settings): a node's output and the execution's variables
-    at most this big (JSON bytes; each named by its setting in errors), its calls' defaults, and the time
-    before which every claim of a node run has lapsed (:func:`stepwise.service.claims.holds`)."""
+    at most this big (JSON bytes; each named by its setting in errors), its calls' defaults, how much one step
+    runs (its batch's budget), and the time before which every claim of a node run has lapsed
+    (:func:`stepwise.service.claims.holds`)."""
 
     max_output_bytes: int
     max_variables_bytes: int
     calls: CallDefaults
+    budget: Budget = field(default_factory=Budget)
     claims_lapsed_before: str | None = None
 
 
@@ -89,7 +93,8 @@ def _output_from(outcome: Outcome) -> str | None:
 
 
 class NodeStep:
-    """One call of the node runner's ``step`` for one node: the newest group as read, and the node's log lines."""
+    """One node run of a node runner's ``step``: the newest group as read, the step's batch (the events not
+    appended yet; None: each record is appended at once), and the node's log lines."""
 
     def __init__(
         self,
@@ -101,6 +106,8 @@ class NodeStep:
         *,
         values: Values,
         time_left_ms: Callable[[], int] | None = None,
+        batch: Batch | None = None,
+        variables: ExecutionVariables | None = None,
     ) -> None:
         self.store = store
         self.step_limits = step_limits
@@ -109,7 +116,11 @@ class NodeStep:
         self.definition = definition
         self.time_left_ms = time_left_ms
         self.values = values
-        self.variables = ExecutionVariables(store, execution_id, values.load)
+        self.batch = batch
+        # Shared by the nodes of a step: each sees the values the nodes before it set, appended or not.
+        if variables is None:  # (not "or": an empty Mapping is falsy, and asking would read every variable)
+            variables = ExecutionVariables(store, execution_id, values.load)
+        self.variables = variables
         # Whose run it is: only a node that calls an agent needs it (read from the EXECUTION item then).
         self.owner = ""
         self.pending: list[Event] = []
@@ -121,24 +132,37 @@ class NodeStep:
 
     # --- appending -------------------------------------------------------------------------------
 
+    @property
+    def control(self) -> Control:
+        """The control state as the step left it so far (the batch's events included)."""
+        return self.batch.control if self.batch else self.tail.control
+
     def append(self, events: list[Event], **updates: Any) -> bool:
-        """Append ``events`` after the newest group, on top of a newer one if the run is still where it was.
+        """Append the batch and ``events`` after the newest group, on top of a newer one if the run is still where
+        it was and there was no batch (``BatchLost`` if there was one).
 
         False when the execution moved on meanwhile (``self.tail`` is then the newest group).
         """
         where = _position(self.tail.control)
         for _ in range(MAX_TRIES):
-            control = self.tail.control.after(events).model_copy(update=updates)
+            chunk = self.batch.events if self.batch else []
+            control = self.control.after(events).model_copy(update=updates)
             try:
-                self.tail = self.store.commit(self.execution_id, self.tail, events, control)
+                self.tail = self.store.commit(self.execution_id, self.tail, [*chunk, *events], control)
             except SeqTaken:
                 newest = self.store.tail(self.execution_id)
                 if newest is None:
                     raise RuntimeError(f"execution {self.execution_id} lost its log") from None
+                if chunk:
+                    raise BatchLost(newest) from None
                 self.tail = newest
+                if self.batch:
+                    self.batch.restart(newest)
                 if _position(newest.control) != where:
                     return False
                 continue
+            if self.batch:
+                self.batch.restart(self.tail)
             return True
         raise RuntimeError(f"execution {self.execution_id} kept changing; giving up this step")
 
@@ -255,6 +279,11 @@ class NodeStep:
     def _started(self, node: NodeDefinition, run: int, started_at: str) -> list[Event]:
         return [] if self.claimed else [event("node.started", nodeId=node.id, run=run, at=started_at)]
 
+    def _ending(self, node_events: list[Event], last: Event) -> list[Event]:
+        """The node's events, then every node that never ran skipped, then ``last`` (the batch's nodes ran)."""
+        ran = self.batch.node_ids() if self.batch else set()
+        return ending(self.store, self.execution_id, self.definition, node_events, last, ran=ran)
+
     def wait(self, node: NodeDefinition, run: int, started_at: str, outcome: Outcome) -> Answer:
         assert outcome.wait is not None
         waiting = event(
@@ -291,7 +320,8 @@ class NodeStep:
                 f"{self.step_limits.max_variables_bytes} (MAX_VARIABLES_TOTAL_BYTES)"
             )
             return self.fail(node, run, started_at, message)
-        inline, refs = self.values.keep(self.execution_id, self.tail.last + 1, outcome.set_variables)
+        first_seq = self.batch.next_seq if self.batch else self.tail.last + 1
+        inline, refs = self.values.keep(self.execution_id, first_seq, outcome.set_variables)
         fields: dict[str, Any] = {"variables": inline}
         if refs:
             fields["refs"] = refs
@@ -311,9 +341,14 @@ class NodeStep:
             **fields,
         )
         node_events = [*self._started(node, run, started_at), *self.take_logs(), completed]
+        if next_node is not None and self.batch is not None and not REGISTRY[node.type].calls_out:
+            # A node that did not call out is recorded with the rest of the step, when the batch is appended.
+            self.batch.add(node_events, sizes=sizes, variablesBytes=grown)
+            self.variables.remember(outcome.set_variables)
+            return answer("continue")
         events = node_events
         if next_node is None:
-            events = ending(self.store, self.execution_id, self.definition, node_events, event("execution.completed"))
+            events = self._ending(node_events, event("execution.completed"))
         if not self.append(events, variablesBytes=grown):
             return self.discard(node, run, started_at)
         return answer("done") if next_node is None else answer("continue")
@@ -321,20 +356,20 @@ class NodeStep:
     def _variables_bytes(self, sizes: dict[str, int]) -> int:
         """The variables' total size once values of ``sizes`` are set: the bound kept in the control state,
         recounted from the variables' items only when it would pass the limit (see :class:`Control`)."""
-        added = sum(sizes.values())
-        bound = self.tail.control.variablesBytes + added
+        bound = self.control.variablesBytes + sum(sizes.values())
         if bound <= self.step_limits.max_variables_bytes:
             return bound
-        kept = sum(item.bytes for item in self.store.variables(self.execution_id) if item.name not in sizes)
-        return kept + added
+        counted = {item.name: item.bytes for item in self.store.variables(self.execution_id)}
+        # The batch's variables are not written yet: their sizes as the batch set them.
+        counted.update(self.batch.sizes if self.batch else {})
+        counted.update(sizes)
+        return sum(counted.values())
 
     def fail(self, node: NodeDefinition, run: int, started_at: str, message: str) -> Answer:
         error = f"Node '{node.id}' ({node.type}) failed: {message}"
         failed = event("node.failed", nodeId=node.id, run=run, startedAt=started_at, error=message)
         node_events = [*self._started(node, run, started_at), *self.take_logs(), failed]
-        events = ending(
-            self.store, self.execution_id, self.definition, node_events, event("execution.failed", error=error)
-        )
+        events = self._ending(node_events, event("execution.failed", error=error))
         if not self.append(events):
             return self.discard(node, run, started_at)
         return answer("failed")

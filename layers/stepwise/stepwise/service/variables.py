@@ -102,6 +102,12 @@ class ExecutionVariables(Mapping[str, Any]):
         self._read_all()
         return len(self._values)
 
+    def remember(self, values: Mapping[str, Any]) -> None:
+        """Values set since the items were read (by the nodes before, in the same step: not written yet)."""
+        for name, value in values.items():
+            self._values[name] = value
+            self._absent.discard(name)
+
     def read(self) -> dict[str, Any]:
         """Every variable, as a plain dict."""
         self._read_all()

@@ -43,8 +43,10 @@ reconciler's ``GSI3``; written only when one of those changes, and ``taskToken``
 variable: a node writes only those it set) and ``NODE#<nodeId>`` (a node's latest run and how many runs).
 A crash between a group and its projections loses nothing: the writer that comes after a failure (a retried
 step, the failure path, the API's next change) writes the newest group's projections again, and GET writes
-the ``EXECUTION`` item again when it lags behind the newest group. Per node that sets one small variable:
-the read of the newest group, the group, the variable and the node run (1 RCU, 3 WCU).
+the ``EXECUTION`` item again when it lags behind the newest group. A group that changes more than a few items
+(the node runs of a batch of instant nodes) is projected in batches: BatchGetItem and BatchWriteItem, without
+conditions, then a check that no newer group was appended meanwhile (:meth:`ExecutionStore.project`). Per node
+that sets one small variable: under 3 WCU (its share of the group, the variable, the node run) and 2 RCU.
 
 A value over the inline threshold is kept whole in S3 (:mod:`stepwise.blobs`) and referenced from the
 event and the ``VAR#`` item. Everything else is stored as JSON strings: exact (no Decimal round trip) and

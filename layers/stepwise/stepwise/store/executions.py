@@ -32,7 +32,7 @@ from stepwise.models.events import Event
 from stepwise.models.execution import TERMINAL_STATES
 from stepwise.models.records import Control, ExecutionRecord, Group
 from stepwise.store.errors import ConditionFailed
-from stepwise.store.history import HistoryStore, execution_key
+from stepwise.store.history import HistoryStore, execution_key, group_key
 from stepwise.store.listings import Filter, Listing
 from stepwise.store.slots import owner_of
 from stepwise.store.table import Put, Update
@@ -40,6 +40,7 @@ from stepwise.store.values import ValueStore
 
 EXECUTION = "EXECUTION"
 _STATE = {"#state": "state"}
+_FIRST = {"#first": "first"}
 # How much earlier than its start an execution's id may be dated (a scheduled tick delivered late), and
 # later (clocks a little apart).
 LATE_START = timedelta(hours=1, minutes=5)
@@ -181,14 +182,30 @@ class ExecutionStore(HistoryStore, ValueStore):
         ``before`` is the control state the group was appended after, when known: the ``EXECUTION`` item is then
         written only if what it shows changed.
         """
+        self._project(execution_id, group, before=before, task_token=task_token, conditional=False)
+
+    def _project(
+        self, execution_id: str, group: Group, *, before: Control | None, task_token: str | None, conditional: bool
+    ) -> None:
         # The summary last: whoever sees its new state (an execution ended) finds the variables and node runs
         # of the same group written already.
-        self.project_variables(execution_id, group)
-        self.project_nodes(execution_id, group)
+        if self.project_values(execution_id, group, conditional=conditional) and self._appended_after(
+            execution_id, group
+        ):
+            # Put without conditions, they may have buried what a newer group's projection wrote meanwhile: write
+            # the newer groups' projections again, each only over an older one.
+            for newer in self.groups_after(execution_id, group.last):
+                self._project(execution_id, newer, before=None, task_token=None, conditional=True)
         if group.first == 1:
             self._project_summary(execution_id, group)
         elif before is None or task_token or not _same_summary(before, group.control):
             self._project_state(execution_id, group, task_token)
+
+    def _appended_after(self, execution_id: str, group: Group) -> bool:
+        """True when a group follows ``group`` in the log (one strongly consistent read of its key: 1 RCU if none)."""
+        return (
+            self.get(execution_key(execution_id), group_key(group.last + 1), consistent=True, names=_FIRST) is not None
+        )
 
     def _project_summary(self, execution_id: str, group: Group) -> None:
         item = {**_summary_item(execution_id, group), **_state_fields(group.control), "seq": group.last}

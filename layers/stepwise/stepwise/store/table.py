@@ -36,6 +36,12 @@ if TYPE_CHECKING:
 MAX_READS_PER_PAGE = 10
 # With filters, each read asks DynamoDB for at least this many items (it counts the items it reads).
 FILTERED_READ = 100
+# DynamoDB's own limits on one BatchWriteItem and one BatchGetItem request.
+BATCH_WRITE_ITEMS = 25
+BATCH_GET_KEYS = 100
+# What DynamoDB left unprocessed (throttled) is sent again, this many times at most, after a growing pause.
+BATCH_ATTEMPTS = 8
+_BATCH_PAUSE_SECONDS = 0.05
 # A Standard Step Functions execution lasts at most a year: node runs and log lines, written while it runs,
 # expire a year after that, and the execution item itself the retention period after it ends.
 _LONGEST_RUN_DAYS = 366
@@ -193,6 +199,49 @@ class Table:
         if isinstance(write, Update):
             return {"Update": self._update_request(write)}
         return {"Delete": {"TableName": self.table, "Key": key(write.pk, write.sk)}}
+
+    def put_all(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Write whole items, unconditionally, 25 to a call (BatchWriteItem): each is billed as a PutItem would be.
+
+        What DynamoDB leaves unprocessed is sent again; ``Throttled`` if some is still left after a few tries.
+        The items are not written together: a failure may leave some written and others not.
+        """
+        for start in range(0, len(items), BATCH_WRITE_ITEMS):
+            chunk = items[start : start + BATCH_WRITE_ITEMS]
+            requests: list[Any] = [{"PutRequest": {"Item": encode(item)}} for item in chunk]
+            for attempt in range(BATCH_ATTEMPTS):
+                with _storage_call():
+                    answer = self.client.batch_write_item(RequestItems={self.table: requests})
+                requests = list(answer.get("UnprocessedItems", {}).get(self.table, []))
+                if not requests:
+                    break
+                time.sleep(_BATCH_PAUSE_SECONDS * 2**attempt)
+            else:
+                raise Throttled(f"DynamoDB left {len(requests)} items unwritten after {BATCH_ATTEMPTS} tries")
+
+    def get_all(self, keys: Sequence[tuple[str, str]], *, consistent: bool = False) -> dict[tuple[str, str], Any]:
+        """The items with these (pk, sk) keys that exist, 100 keys to a call (BatchGetItem), by key."""
+        found: dict[tuple[str, str], Any] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), BATCH_GET_KEYS):
+            request: dict[str, Any] = {
+                "Keys": [key(pk, sk) for pk, sk in unique[start : start + BATCH_GET_KEYS]],
+                "ConsistentRead": consistent,
+            }
+            for attempt in range(BATCH_ATTEMPTS):
+                with _storage_call():
+                    answer = self.client.batch_get_item(RequestItems={self.table: cast(Any, request)})
+                for item in answer.get("Responses", {}).get(self.table, []):
+                    plain = decode(item)
+                    found[(plain["PK"], plain["SK"])] = plain
+                left = answer.get("UnprocessedKeys", {}).get(self.table)
+                if not left or not left.get("Keys"):
+                    break
+                request = dict(left)
+                time.sleep(_BATCH_PAUSE_SECONDS * 2**attempt)
+            else:
+                raise Throttled(f"DynamoDB left keys unread after {BATCH_ATTEMPTS} tries")
+        return found
 
     def update(
         self,

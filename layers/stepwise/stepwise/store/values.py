@@ -10,6 +10,13 @@ nothing, and a crash before they are written loses nothing (the group is there; 
 - ``NODE#<nodeId>``: the latest run of a node (state, times, error, output as the API shows it) and ``runs``,
   how many times it ran. A new run counts on the condition that the item holds an older run, so a repeated
   projection never counts twice. A node a rerun reused (``node.reused``) is run 0, ``reused``, until it runs.
+
+A group that changes many items (the group of a batch of instant nodes) is projected in batches instead of one
+conditional write per item: the node items it changes are read in one BatchGetItem (to count their runs and
+skip any that a newer run holds already), then every item is put with BatchWriteItem, 25 to a call, without
+conditions. Without a condition, a put could bury a newer projection written meanwhile; that can only happen if
+a newer group was appended meanwhile, so the caller looks for one afterwards and projects it again (see
+:meth:`stepwise.store.executions.ExecutionStore.project`).
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from stepwise.store.table import Put, Table, Update
 VARIABLE_PREFIX = "VAR#"
 NODE_PREFIX = "NODE#"
 _NEWER = "attribute_not_exists(SK) OR seq < :seq"
+# A group that changes more items than this is projected in batches (fewer calls, the same write units).
+BATCHED_FROM = 4
 
 
 def json_bytes(value: Any) -> int:
@@ -60,6 +69,43 @@ def _node_runs(group: Group) -> dict[tuple[str, int], list[Event]]:
     return runs
 
 
+def _latest_variables(group: Group) -> dict[str, tuple[int, Any]]:
+    """Each variable the group's events set, as the last of them set it: (its seq, the value or ``ValueRef``)."""
+    latest: dict[str, tuple[int, Any]] = {}
+    for event in group.events:
+        for name, value in event.set_variables().items():
+            latest[name] = (event.seq, value)
+    return latest
+
+
+def _changes_run(events: list[Event]) -> bool:
+    # A node that starts waiting in a group of its own still shows RUNNING since it started: nothing changes.
+    return not (events[-1].type == "node.waiting" and len(events) == 1)
+
+
+def _node_fields(execution_id: str, node_id: str, run: int, events: list[Event]) -> dict[str, Any]:
+    """What the node item holds after ``events`` of one run (None: an attribute the item no longer has)."""
+    last = events[-1]
+    return {
+        "nodeId": node_id,
+        "run": run,
+        "state": {"node.completed": "COMPLETED", "node.failed": "FAILED"}.get(last.type, "RUNNING"),
+        # A run taken over (node.started again, same run) keeps the time it first started.
+        "startedAt": (events[0].startedAt or events[0].at) if events[0].type == "node.started" else last.startedAt,
+        "completedAt": last.at if last.type in ("node.completed", "node.failed") else None,
+        "error": last.error,
+        "output": to_json(shown_output(last, execution_id)) if last.type == "node.completed" else None,
+        "seq": last.seq,
+        "reused": None,  # a node a rerun reused, run here after all
+    }
+
+
+def projected_items(group: Group) -> int:
+    """How many variable and node items projecting ``group`` writes (at most)."""
+    nodes = {node_id for (node_id, _), events in _node_runs(group).items() if _changes_run(events)}
+    return len(_latest_variables(group)) + len(nodes)
+
+
 class ValueStore(Table):
     """``VAR#<name>`` and ``NODE#<nodeId>`` under ``EXECUTION#<id>``: written as projections, read by views."""
 
@@ -75,26 +121,67 @@ class ValueStore(Table):
         items = self.query(execution_key(execution_id), sk_prefix=VARIABLE_PREFIX, consistent=True)
         return [variable_of(item) for item in items]
 
+    def _variable_item(self, execution_id: str, name: str, seq: int, value: Any) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "PK": execution_key(execution_id),
+            "SK": f"{VARIABLE_PREFIX}{name}",
+            "name": name,
+            "seq": seq,
+            "expiresAt": self.expires_at(from_now=True),
+        }
+        if isinstance(value, ValueRef):
+            item.update(ref=to_json(value.model_dump()), bytes=value.bytes)
+        else:
+            text = to_json(value)
+            item.update(value=text, bytes=len(text.encode()))
+        return item
+
     def project_variables(self, execution_id: str, group: Group) -> None:
         """Write the variables the group's events set (each only over an older one)."""
-        for event in group.events:
-            for name, value in event.set_variables().items():
-                item: dict[str, Any] = {
-                    "PK": execution_key(execution_id),
-                    "SK": f"{VARIABLE_PREFIX}{name}",
-                    "name": name,
-                    "seq": event.seq,
-                    "expiresAt": self.expires_at(from_now=True),
-                }
-                if isinstance(value, ValueRef):
-                    item.update(ref=to_json(value.model_dump()), bytes=value.bytes)
-                else:
-                    text = to_json(value)
-                    item.update(value=text, bytes=len(text.encode()))
-                try:
-                    self.put(Put(item, condition=_NEWER, values={":seq": event.seq}))
-                except ConditionFailed:
-                    continue  # a later event set it already
+        for name, (seq, value) in _latest_variables(group).items():
+            try:
+                self.put(
+                    Put(self._variable_item(execution_id, name, seq, value), condition=_NEWER, values={":seq": seq})
+                )
+            except ConditionFailed:
+                continue  # a later event set it already
+
+    def project_values(self, execution_id: str, group: Group, *, conditional: bool = False) -> bool:
+        """Write the variables and node runs the group changed; True when they were put without conditions
+        (a group that changes more than ``BATCHED_FROM`` items, unless ``conditional``): the caller then makes
+        sure no newer group's projection was buried meanwhile."""
+        if conditional or projected_items(group) <= BATCHED_FROM:
+            self.project_variables(execution_id, group)
+            self.project_nodes(execution_id, group)
+            return False
+        items = [self._variable_item(execution_id, name, *latest) for name, latest in _latest_variables(group).items()]
+        items += self._node_items(execution_id, group)
+        self.put_all(items)
+        return True
+
+    def _node_items(self, execution_id: str, group: Group) -> list[dict[str, Any]]:
+        """The node items of the latest run of each node the group changed, with its runs counted, but not those
+        whose item holds that run (as new, or newer) or a later run already."""
+        by_node: dict[str, list[tuple[int, list[Event]]]] = {}
+        for (node_id, run), events in _node_runs(group).items():
+            if _changes_run(events):
+                by_node.setdefault(node_id, []).append((run, events))
+        pk = execution_key(execution_id)
+        stored = self.get_all([(pk, f"{NODE_PREFIX}{node_id}") for node_id in by_node], consistent=True)
+        items = []
+        for node_id, runs in by_node.items():
+            run, events = max(runs, key=lambda each: each[0])
+            fields = _node_fields(execution_id, node_id, run, events)
+            current = stored.get((pk, f"{NODE_PREFIX}{node_id}"))
+            if current is not None and (int(current["run"]), int(current["seq"])) >= (run, fields["seq"]):
+                continue
+            held = int(current["run"]) if current is not None else 0
+            counted = int(current.get("runs", 1)) if current is not None else 0
+            # A run counts once: those the item holds (its run and older) are counted already.
+            runs_now = counted + sum(1 for each, _ in runs if each > held)
+            expires = self.expires_at(from_now=True)
+            items.append({"PK": pk, "SK": f"{NODE_PREFIX}{node_id}", **fields, "runs": runs_now, "expiresAt": expires})
+        return items
 
     # --- node runs -------------------------------------------------------------------------------
 
@@ -109,24 +196,9 @@ class ValueStore(Table):
             if event.type == "node.reused" and event.nodeId:
                 self._project_reused(execution_id, event)
         for (node_id, run), events in _node_runs(group).items():
-            last = events[-1]
-            if last.type == "node.waiting" and len(events) == 1:
-                continue  # a node that starts waiting still shows RUNNING since it started: nothing changes
-            fields: dict[str, Any] = {
-                "nodeId": node_id,
-                "run": run,
-                "state": {"node.completed": "COMPLETED", "node.failed": "FAILED"}.get(last.type, "RUNNING"),
-                # A run taken over (node.started again, same run) keeps the time it first started.
-                "startedAt": (events[0].startedAt or events[0].at)
-                if events[0].type == "node.started"
-                else last.startedAt,
-                "completedAt": last.at if last.type in ("node.completed", "node.failed") else None,
-                "error": last.error,
-                "output": to_json(shown_output(last, execution_id)) if last.type == "node.completed" else None,
-                "seq": last.seq,
-                "expiresAt": self.expires_at(from_now=True),
-                "reused": None,  # a node a rerun reused, run here after all
-            }
+            if not _changes_run(events):
+                continue
+            fields = {**_node_fields(execution_id, node_id, run, events), "expiresAt": self.expires_at(from_now=True)}
             new_run = events[0].type == "node.started"
             # The usual case first: a run that starts here is new; a run that ends here started in an earlier
             # group. Only a repair (its start's projection lost) needs the other one.
