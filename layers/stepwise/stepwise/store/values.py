@@ -150,7 +150,9 @@ class ValueStore(Table):
         """Write the variables and node runs the group changed; True when they were put without conditions
         (a group that changes more than ``BATCHED_FROM`` items, unless ``conditional``): the caller then makes
         sure no newer group's projection was buried meanwhile."""
-        if conditional or projected_items(group) <= BATCHED_FROM:
+        # A rerun's first group (its reused nodes, each put only where no run is yet) is projected item by item.
+        reuses = any(event.type == "node.reused" for event in group.events)
+        if conditional or reuses or projected_items(group) <= BATCHED_FROM:
             self.project_variables(execution_id, group)
             self.project_nodes(execution_id, group)
             return False
