@@ -284,8 +284,10 @@ def test_nodes_that_set_one_small_variable_cost_under_three_writes_and_two_reads
     # Then: the newest group and the variable used are read, one group appended, the rest written in batches
     assert dict(dynamodb_calls) == {
         "Query": 2,  # the newest group; and the node items at the end (which nodes never ran)
-        "GetItem": 2,  # VAR#name; and whether a group follows the one appended (see ExecutionStore.project)
-        "PutItem": 1,
+        # VAR#name; whether a group follows the one appended (see ExecutionStore.project); and the owner's slot
+        # counter, once the run gave its concurrency slot back (is a run waiting for it?)
+        "GetItem": 3,
+        "TransactWriteItems": 1,  # the group, with the slot it gives back
         "BatchGetItem": 1,  # the node items, to count their runs
         "BatchWriteItem": 1,  # ten variables and ten node runs
         "UpdateItem": 1,  # the EXECUTION item: COMPLETED

@@ -259,14 +259,16 @@ def test_who_asked_for_a_pause_and_who_resumed_are_named_in_the_events(
 
     events = page(api, execution_id)["events"]
     alice = {"sub": "alice", "name": "alice"}
-    assert [(e["type"], e.get("by"), e.get("reason")) for e in events[-3:]] == [
+    assert [(e["type"], e.get("by"), e.get("reason")) for e in events[-4:]] == [
         ("execution.pause_requested", alice, None),
         ("execution.paused", alice, "requested"),
+        ("execution.dequeued", None, None),  # the resume took the run's concurrency slot again
         ("execution.resumed", alice, None),
     ]
     messages = [line["message"] for line in api.get(f"/api/workflows/execute/{execution_id}").body["data"]["logs"]]
-    assert messages[-3:] == [
+    assert messages[-4:] == [
         "Pause requested by alice: it pauses before its next node",
         "Execution paused, as alice asked",
+        "A concurrency slot is free: it goes on",
         "Execution resumed by alice",
     ]

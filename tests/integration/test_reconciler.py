@@ -112,7 +112,9 @@ def test_a_run_lost_with_an_agent_call_in_flight_is_restarted_and_calls_again_as
     # Given its run ran the first node, claimed the agent node, and was lost with the invocation calling out
     store = wiring.node_runner().store
     runner.start(store, execution_id)
-    assert runner.step(store, wiring.node_runner().step_limits, execution_id)["status"] == "continue"
+    # (its Lambda time short after the first node, so the step hands back before the agent node)
+    limits = wiring.node_runner().step_limits
+    assert runner.step(store, limits, execution_id, time_left_ms=lambda: 0)["status"] == "continue"
     tail = store.tail(execution_id)
     claim = event("node.started", nodeId="ask", run=2, claim="dead", claimUntil=iso(now() - timedelta(seconds=1)))
     store.commit(execution_id, tail, [claim], tail.control.after([claim]))
@@ -191,16 +193,17 @@ def test_a_run_that_failed_where_its_failure_could_not_be_recorded_is_restarted(
     from tests.support.builders import wait_until
 
     wait_until(lambda: runner.fail is real_fail, message="the run to fail")
-    assert api.get(f"/api/workflows/execute/{execution_id}").body["data"]["state"] == "RUNNING"
+    # (its first step, which marks it RUNNING, never got to)
+    assert api.get(f"/api/workflows/execute/{execution_id}").body["data"]["state"] == "PENDING"
 
-    # When the reconciler passes (the run ended FAILED, the execution is still RUNNING)
+    # When the reconciler passes (the run ended FAILED, the execution is still PENDING)
     assert reconcile().restarted == [execution_id]
 
     # Then the new run goes on from the log and completes
     execution = wait_for_state(api, execution_id, {"COMPLETED", "FAILED"})
     assert execution["state"] == "COMPLETED", execution["error"]
     (restarted,) = [event for event in events_of(api, execution_id) if event["type"] == "execution.restarted"]
-    assert restarted["message"] == f"its Step Functions run {execution_id} ended FAILED while the execution was RUNNING"
+    assert restarted["message"] == f"its Step Functions run {execution_id} ended FAILED while the execution was PENDING"
 
 
 @pytest.mark.parametrize(

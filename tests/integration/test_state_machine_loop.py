@@ -352,7 +352,7 @@ def test_a_step_whose_invocation_died_is_retried(loop: Loop, died: type[Exceptio
 
     # Then the step is run again (not recorded as the execution's failure) and the execution succeeds
     assert described["status"] == "SUCCEEDED"
-    assert double.actions == ["start", "step", "step"]
+    assert double.actions == ["step", "step", "step"]
     assert double.calls[2]["retryCount"] == 1
 
 
@@ -365,7 +365,7 @@ def test_an_approval_that_times_out_is_not_retried(loop: Loop) -> None:
 
     # Then its timeout goes to ApprovalTimedOut at once, not to a second wait
     assert described["status"] == "FAILED"
-    assert double.actions == ["start", "step", "pause", "approvalTimeout"]
+    assert double.actions == ["step", "step", "pause", "approvalTimeout"]
 
 
 def test_a_direct_invoke_is_routed_and_errors_look_like_lambda_errors(loop: Loop) -> None:
