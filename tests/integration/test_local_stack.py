@@ -82,6 +82,7 @@ def test_banner_says_where_everything_is(stack: Stack) -> None:
     assert "token --user demo" in out
     assert f"{stack.url}/api/workflows/execute/{DEMO_WORKFLOW}" in out
     assert f"agents {DEMO_AGENTS[0]} (json), {DEMO_AGENTS[1]} (openai-chat)" in out
+    assert f"open {DEMO_WORKFLOW}" in out  # the viewer
 
 
 def test_the_demo_agents_the_banner_names_are_the_demo_users(stack: Stack, demo_token: str) -> None:

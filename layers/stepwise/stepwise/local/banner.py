@@ -71,6 +71,7 @@ def banner(stack: LocalStack, seconds: float) -> str:
             f"  state       {state_line(stack)}",
             f"  faults      {stack.faults.plan().describe()}   (change: curl -X PUT {stack.api_url}{LOCAL_FAULTS_PATH} "
             "-d 'crash-after=0.1,throttle=0.1')",
+            f"  see it      {cli} open {demo.workflow_id}   (the viewer: its runs, each live, with your token)",
             f"  run it      {start_curl}",
             f"              or: {cli} run {demo.workflow_id} --watch",
         ]
