@@ -209,3 +209,50 @@ def test_a_start_whose_item_was_refused_once_is_written_again_and_listed(
     assert answer.status == 202, answer.body
     listed = api.get(f"/api/workflows/{workflow['id']}/executions").body["data"]
     assert [row["id"] for row in listed] == [answer.body["data"]["executionId"]]
+
+
+def test_a_pause_task_run_again_after_a_throttled_write_keeps_its_token_whatever_a_reader_repaired_meanwhile(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepwise import wiring
+    from stepwise.aws import TransientError
+    from stepwise.service import runner
+    from stepwise.store import Throttled
+    from stepwise.store.executions import ExecutionStore
+
+    approve = {"id": "approve", "type": "approval", "config": {}}
+    execution_id = pending_execution(api, monkeypatch, {"name": "t", "nodes": [approve]})
+    wired = wiring.node_runner()
+    store = wired.store
+    runner.start(store, execution_id)
+    assert runner.step(store, wired.step_limits, execution_id)["status"] == "pause"
+    real_project, real_keep = ExecutionStore.project, ExecutionStore.keep_task_token
+
+    # Given the pause task's write of its token throttled (its PAUSED group went in, the item's projection did not)
+    def refused_with_token(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("task_token"):
+            raise Throttled(REFUSED, "ProvisionedThroughputExceededException")
+        return real_project(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExecutionStore, "project", refused_with_token)
+    with pytest.raises(TransientError):
+        runner.pause(store, execution_id, "token-1")
+
+    # When the task is run again with a new token, while a reader (a GET, a resume) repairs the item, without the
+    # token, right after each of its writes
+    def repaired_after(real: Any) -> Any:
+        def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+            done = real(self, *args, **kwargs)
+            real_project(self, execution_id, self.tail(execution_id))
+            return done
+
+        return write
+
+    monkeypatch.setattr(ExecutionStore, "project", repaired_after(real_project))
+    monkeypatch.setattr(ExecutionStore, "keep_task_token", repaired_after(real_keep))
+    runner.pause(store, execution_id, "token-2")
+
+    # Then the item holds the token the state machine waits on, and the execution shows PAUSED
+    record = store.get_execution(execution_id)
+    assert record is not None
+    assert (record.state, record.taskToken) == ("PAUSED", "token-2")
