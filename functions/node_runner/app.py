@@ -12,13 +12,19 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stepwise import stepfunctions, wiring
+from stepwise import aws, stepfunctions, wiring
 from stepwise.models.events import Actor
 from stepwise.observability import logger, metrics, trace_handler
 from stepwise.service import runner
 
 # Cold start: a variable the node runner needs that is not set fails here, by name.
 wiring.node_runner_settings()
+
+
+class TransientAwsError(Exception):
+    """An AWS call of this step did not go through for now (throttled after the client's own retries, or not
+    answered). The state machine's Retry names this error: the step is run again, patiently, as a throttled invoke
+    is; nothing it did is lost (every step decides on the log, and a retried one repairs what it left half written)."""
 
 
 class NodeRunnerEvent(BaseModel):
@@ -39,6 +45,13 @@ class NodeRunnerEvent(BaseModel):
 @metrics.log_metrics(capture_cold_start_metric=True)
 @event_parser(model=NodeRunnerEvent)
 def lambda_handler(event: NodeRunnerEvent, context: LambdaContext) -> dict[str, Any] | None:
+    try:
+        return _handle(event, context)
+    except aws.TransientError as error:
+        raise TransientAwsError(f"{type(error).__name__}: {error}") from error
+
+
+def _handle(event: NodeRunnerEvent, context: LambdaContext) -> dict[str, Any] | None:
     wired = wiring.node_runner()
     store = wired.store
     logger.append_keys(execution_id=event.executionId, action=event.action)

@@ -157,16 +157,26 @@ def test_faults_turned_on_while_the_stack_runs_reach_the_api_and_go_off_again(st
     # Given every StartExecution throttled (the API's calls are made in its warm instances)
     with injected_faults(stack.url, {"throttle:StartExecution": 1.0}) as view:
         assert view["describe"] == "throttle:StartExecution 100%"
-        refused = stack.call("POST", start, token, json={"variables": {"review": "x"}})
-    # Then the start is refused, and the stack's log says which fault was injected
-    assert refused.status_code != 202
+        delayed = stack.call("POST", start, token, json={"variables": {"review": "x"}})
+        # Then the start is accepted, its run not started: it waits PENDING, and the stack's log says which fault
+        assert delayed.status_code == 202, delayed.text
+        execution_id = delayed.json()["data"]["executionId"]
+        assert data(stack, token, f"/api/workflows/execute/{execution_id}")["state"] == "PENDING"
     assert "fault throttle stepfunctions.StartExecution (ApiFunction-" in stack.output()
 
-    # And once faults are off, a run completes again
+    # And once faults are off, a run completes again, and the reconciler starts the one that waited
     assert faults_now(stack.url)["describe"] == "off"
     started = stack.call("POST", start, token, json={"variables": {"review": "x"}})
     assert started.status_code == 202, started.text
     assert stack.wait_for_end(started.json()["data"]["executionId"], token)["state"] == "COMPLETED"
+    deadline = time.monotonic() + 40  # the reconciler's local grace (10 s) and tick (3 s), on a busy machine
+    while (waited := data(stack, token, f"/api/workflows/execute/{execution_id}"))["state"] not in (
+        "COMPLETED",
+        "FAILED",
+    ):
+        assert time.monotonic() < deadline, waited
+        time.sleep(0.5)
+    assert waited["state"] == "COMPLETED", waited
 
 
 def test_step_functions_retries_injected_lambda_service_errors(stack: Stack) -> None:

@@ -89,6 +89,37 @@ def test_a_pending_execution_whose_start_died_is_restarted_after_the_grace_perio
     assert reconcile(timedelta(seconds=400)).examined == 0
 
 
+def test_a_start_step_functions_throttled_is_answered_202_stays_pending_and_the_reconciler_starts_it(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepwise import stepfunctions
+    from stepwise.service.executions import START_DELAYED
+
+    # Given a start whose StartExecution Step Functions throttles (after the client's own retries)
+    workflow = api.post("/api/workflows", json_body=simple_workflow()).body["data"]
+    real_start = stepfunctions.start
+
+    def throttled(arn: str, name: str) -> None:
+        monkeypatch.setattr(stepfunctions, "start", real_start)
+        raise stepfunctions.StartDelayed("ThrottlingException: Rate exceeded")
+
+    monkeypatch.setattr(stepfunctions, "start", throttled)
+
+    # When it is started
+    answer = api.post(f"/api/workflows/execute/{workflow['id']}")
+
+    # Then it is accepted, not failed: PENDING, its log saying why it waits
+    assert answer.status == 202, answer.body
+    execution_id = answer.body["data"]["executionId"]
+    execution = api.get(f"/api/workflows/execute/{execution_id}").body["data"]
+    assert execution["state"] == "PENDING"
+    assert [line["message"] for line in execution["logs"] if line["level"] == "warning"] == [START_DELAYED]
+    # and the reconciler starts it once its grace period is over, and it completes
+    assert reconcile().restarted == [execution_id]
+    execution = wait_for_state(api, execution_id, {"COMPLETED", "FAILED"})
+    assert execution["state"] == "COMPLETED", execution["error"]
+
+
 def test_a_run_lost_with_an_agent_call_in_flight_is_restarted_and_calls_again_as_the_same_run(
     api: Any, agent_server: AgentServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

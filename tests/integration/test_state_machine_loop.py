@@ -337,12 +337,30 @@ def test_lambda_throttling_is_retried(loop: Loop) -> None:
     assert double.actions == ["step", "step", "step"]
 
 
-# How Step Functions names an invocation that ran out of memory, or out of time.
+def test_a_step_whose_aws_call_was_throttled_is_retried(loop: Loop) -> None:
+    # Given a node runner whose step meets a throttled DynamoDB call once (functions/node_runner/app.py names it)
+    throttled = type("TransientAwsError", (Exception,), {})
+    double = ScriptedNodeRunner(
+        script=[answer("continue"), throttled("Throttled: DynamoDB: Rate exceeded"), answer("done")]
+    )
+
+    # When the execution runs
+    described = loop.wait_until_done(loop.start(double, "exe_store_throttled"))
+
+    # Then the step is run again (not recorded as the execution's failure) and the execution succeeds
+    assert described["status"] == "SUCCEEDED"
+    assert double.actions == ["start", "step", "step"]
+    assert double.calls[2]["retryCount"] == 1
+
+
+# How Step Functions names an invocation that ran out of memory, or out of time, or whose process exited.
 LambdaUnknown = type("Lambda.Unknown", (Exception,), {})
 SandboxTimedOut = type("Sandbox.Timedout", (Exception,), {})
+RuntimeExitError = type("Runtime.ExitError", (Exception,), {})
+RuntimeOutOfMemory = type("Runtime.OutOfMemory", (Exception,), {})
 
 
-@pytest.mark.parametrize("died", [LambdaUnknown, SandboxTimedOut])
+@pytest.mark.parametrize("died", [LambdaUnknown, SandboxTimedOut, RuntimeExitError, RuntimeOutOfMemory])
 def test_a_step_whose_invocation_died_is_retried(loop: Loop, died: type[Exception]) -> None:
     # Given a node runner whose step invocation dies once (out of memory, or out of time), then goes on
     double = ScriptedNodeRunner(script=[answer("continue"), died("the invocation died"), answer("done")])

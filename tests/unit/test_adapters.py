@@ -130,6 +130,29 @@ def test_a_start_of_a_name_that_exists_is_done_and_a_refusal_says_why(stub: Stub
         stepfunctions.start("arn:aws:states:us-east-1:123456789012:stateMachine:m", "exe_1")
 
 
+def test_a_throttled_start_is_delayed_not_refused_and_says_it_may_be_tried_again(stub: Stub) -> None:
+    # A start Step Functions did not take for now is no reason to fail the execution (it stays PENDING).
+    stub("stepfunctions").add_client_error("start_execution", "ThrottlingException", "Rate exceeded")
+
+    with pytest.raises(stepfunctions.StartDelayed) as raised:
+        stepfunctions.start("arn:aws:states:us-east-1:123456789012:stateMachine:m", "exe_1")
+
+    assert isinstance(raised.value, aws.TransientError)
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (stepfunctions.Throttled("x"), True),
+        (stepfunctions.StartDelayed("x"), True),
+        (stepfunctions.StartRefused("x"), False),
+        (stepfunctions.TaskGone("x", "TaskTimedOut"), False),
+    ],
+)
+def test_what_step_functions_refused_for_now_is_transient(error: Exception, transient: bool) -> None:
+    assert isinstance(error, aws.TransientError) is transient
+
+
 def test_a_credential_that_cannot_be_read_is_a_credential_error_without_its_value(stub: Stub) -> None:
     stubber = stub("secretsmanager")
     stubber.add_client_error("get_secret_value", "ResourceNotFoundException", "Secrets Manager can't find it")

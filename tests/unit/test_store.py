@@ -31,6 +31,7 @@ from stepwise.store import (
     SeqTaken,
     Store,
     Throttled,
+    ValidationFailed,
     decode_cursor,
     encode_cursor,
 )
@@ -285,6 +286,32 @@ def test_dynamodb_errors_become_the_stores_own(
 
     assert raised.value.code == code  # type: ignore[attr-defined]
     assert message in str(raised.value)
+
+
+def test_a_throttle_or_a_table_not_reached_is_transient_and_other_refusals_are_not(
+    stubbed: tuple[Store, Stubber],
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from stepwise.aws import TransientError
+
+    store, stubber = stubbed
+    stubber.add_client_error("put_item", "ProvisionedThroughputExceededException", "Rate exceeded")
+    stubber.add_client_error("put_item", "ValidationException", "One or more parameter values were invalid")
+
+    with pytest.raises(TransientError):
+        store.put_body("PK", "SK", {"a": 1})
+    with pytest.raises(ValidationFailed) as refused:
+        store.put_body("PK", "SK", {"a": 1})
+    assert not isinstance(refused.value, TransientError)
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    stubber.deactivate()
+    store.client.put_item = unreachable  # type: ignore[method-assign,assignment]
+    with pytest.raises(TransientError, match="could not be reached"):
+        store.put_body("PK", "SK", {"a": 1})
 
 
 def test_a_workflow_changed_meanwhile_is_a_409_that_says_so(stubbed: tuple[Store, Stubber]) -> None:

@@ -28,6 +28,11 @@ TRANSIENT_LAMBDA_ERRORS = {
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 }
+# Throttled: the node runner's invoke (reserved concurrency), or an AWS call of the step (functions/node_runner/app.py
+# raises TransientAwsError for it).
+THROTTLES = {"Lambda.TooManyRequestsException", "TransientAwsError"}
+# How Lambda and Step Functions name an invocation that died: out of time, out of memory, its process gone.
+DIED = {"Lambda.Unknown", "Sandbox.Timedout", "Runtime.ExitError", "Runtime.OutOfMemory"}
 # Name properties that are unique only inside their parent (a pool, a role, a table, an API), so a
 # literal value cannot collide with another stack's.
 PARENT_SCOPED_NAMES = {"GroupName", "PolicyName", "IndexName", "StageName", "AttributeName"}
@@ -145,13 +150,33 @@ def test_every_task_retries_transient_lambda_errors_and_catches_everything(
     for name, task in tasks.items():
         assert task["Parameters"]["FunctionName"] == "<NodeRunnerFunctionArn>", name
         retriers = task.get("Retry", [])
-        assert any(set(r["ErrorEquals"]) == TRANSIENT_LAMBDA_ERRORS for r in retriers), name
+        retried = {error for retrier in retriers for error in retrier["ErrorEquals"]}
+        assert retried >= TRANSIENT_LAMBDA_ERRORS | THROTTLES | DIED, name
+        assert "States.ALL" not in retried, name
         assert all(r.get("JitterStrategy") == "FULL" for r in retriers), name
         catchers = task.get("Catch", [])
         assert catchers, name
         assert catchers[-1]["ErrorEquals"] == ["States.ALL"], name
         expected = "ExecutionFailed" if name == "RecordFailure" else "RecordFailure"
         assert catchers[-1]["Next"] == expected, name
+
+
+def _patience_seconds(retrier: dict[str, Any]) -> float:
+    """How long a retrier waits in all before it gives up, on average (full jitter: half of each interval)."""
+    interval, rate = retrier.get("IntervalSeconds", 1), retrier.get("BackoffRate", 2.0)
+    longest = retrier.get("MaxDelaySeconds", float("inf"))
+    return sum(min(interval * rate**attempt, longest) for attempt in range(retrier.get("MaxAttempts", 3))) / 2
+
+
+def test_a_throttled_step_is_retried_for_minutes_before_the_run_gives_up(states: dict[str, dict[str, Any]]) -> None:
+    # A burst of runs meets the node runner's reserved concurrency, or a busy table, for as long as the burst lasts.
+    for name, task in states.items():
+        if task["Type"] != "Task":
+            continue
+        for throttle in THROTTLES:
+            (retrier,) = [retrier for retrier in task["Retry"] if throttle in retrier["ErrorEquals"]]
+            assert _patience_seconds(retrier) >= 300, (name, throttle)
+            assert retrier.get("MaxDelaySeconds", 0) <= 60, (name, throttle)  # it tries at least every minute
 
 
 def test_the_route_covers_every_status_of_the_contract(states: dict[str, dict[str, Any]]) -> None:

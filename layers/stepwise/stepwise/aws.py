@@ -2,7 +2,8 @@
 
 ``AWS_ENDPOINT_URL`` in the environment points every client at the local stack; boto3 honours it.
 The adapters (``store``, ``stepfunctions``, ``secrets``, ``schedules``, ``blobs``) read botocore's errors with
-``error_code`` and raise errors of their own: no botocore type travels past them.
+``error_code`` and raise errors of their own: no botocore type travels past them. Those that say "not now"
+(throttled, not answered) are also a :class:`TransientError`, which the callers treat alike.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ THROTTLING_CODES = frozenset(
         "RequestLimitExceeded",
     }
 )
+
+
+class TransientError(Exception):
+    """Mixed into each adapter's error for a call AWS did not serve for now: refused as throttled after the client's
+    own retries, or not answered at all. Nothing is known to have failed for good, and a later retry may work:
+    the node runner's step is run again by the state machine, the API answers 503 (``Retry-After``)."""
 
 
 def error_code(error: ClientError) -> str:

@@ -42,7 +42,7 @@ class BlobNotFound(BlobError):
     """No object under the key (never written, or expired by the bucket's lifecycle rule)."""
 
 
-class BlobThrottled(BlobError):
+class BlobThrottled(BlobError, aws.TransientError):
     """S3 refused the call for now (SlowDown, 503), after the client's own retries: retry it later."""
 
 

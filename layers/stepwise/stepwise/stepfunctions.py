@@ -1,7 +1,8 @@
 """The Step Functions adapter: start, describe, stop and resume the state machine run that drives an execution.
 
 Botocore's errors end here: a call either answers (a start of a name that exists is done) or raises a
-``StepFunctionsError`` (``TaskGone`` for a task token nothing waits on any more, ``Throttled``).
+``StepFunctionsError`` (``TaskGone`` for a task token nothing waits on any more; ``Throttled`` and ``StartDelayed``
+when Step Functions did not take the call for now, both a :class:`stepwise.aws.TransientError`).
 
 A run is named by its execution's id; a run the reconciler starts again after the first one was lost is named
 ``<execution id>-<n>`` (:func:`run_name`), and every run's input is ``{"executionId": ...}``.
@@ -26,7 +27,12 @@ class StartRefused(StepFunctionsError):
     """Step Functions did not start the execution; the message says why."""
 
 
-class Throttled(StepFunctionsError):
+class StartDelayed(StartRefused, aws.TransientError):
+    """Step Functions did not take the start for now (throttled after the client's own retries, or no answer: it may
+    have started after all). Nothing failed: a start of the same name later starts it, or finds it started."""
+
+
+class Throttled(StepFunctionsError, aws.TransientError):
     """Step Functions refused the call for now, after the client's own retries."""
 
 
@@ -64,7 +70,10 @@ def execution_of(name: str) -> str:
 
 
 def start(state_machine_arn: str, name: str) -> None:
-    """Start the run ``name`` (:func:`run_name`) of its execution; starting the same name again is a no-op."""
+    """Start the run ``name`` (:func:`run_name`) of its execution; starting the same name again is a no-op.
+
+    ``StartDelayed`` when Step Functions did not take it for now, ``StartRefused`` when it refused it for good.
+    """
     try:
         aws.stepfunctions().start_execution(
             stateMachineArn=state_machine_arn,
@@ -72,13 +81,15 @@ def start(state_machine_arn: str, name: str) -> None:
             input=json.dumps({"executionId": execution_of(name)}),
         )
     except ClientError as error:
-        if aws.error_code(error) == "ExecutionAlreadyExists":
+        if (code := aws.error_code(error)) == "ExecutionAlreadyExists":
             return
+        if code in aws.THROTTLING_CODES:
+            raise StartDelayed(str(error)) from error
         raise StartRefused(str(error)) from error
     except BotoCoreError as error:
-        # Timeouts, connection errors: the start may or may not have happened; a retry with the same
-        # name finds out (ExecutionAlreadyExists), and the caller records the failure meanwhile.
-        raise StartRefused(str(error)) from error
+        # Timeouts, connection errors: the start may or may not have happened; a start of the same name
+        # later finds out (ExecutionAlreadyExists).
+        raise StartDelayed(str(error)) from error
 
 
 def status(state_machine_arn: str, name: str) -> str | None:

@@ -3,8 +3,9 @@
 :func:`create_resolver` includes one Router per resource (:mod:`stepwise.api.executions`, ``workflows``,
 ``agents``, ``schedules``, and the viewer's ``pages``) and maps every failure to the error envelope
 ``{"success": false, "error": "..."}`` here, in one place: domain errors (:mod:`stepwise.errors`) with their
-status, request validation as a 400 that names the field, an unknown route as a 404, anything else as a
-generic 500 (the detail is logged), a path the API has asked with another method as a 405 with an ``Allow``
+status, request validation as a 400 that names the field, an unknown route as a 404, a call AWS refused for
+now (:class:`stepwise.aws.TransientError`) as a 503 with ``Retry-After``, anything else as a generic 500 (the
+detail is logged), a path the API has asked with another method as a 405 with an ``Allow``
 header. A request for a private route without a valid token is a 401 whatever else is wrong with it.
 
 Status codes and documented answers are declared on each route (``status_code=``, ``responses=``). The
@@ -40,7 +41,8 @@ from stepwise.api.routing import (
     is_public,
 )
 from stepwise.auth import TokenRefused
-from stepwise.errors import BadRequest, StepwiseError, TooManyRuns, Unauthorized
+from stepwise.aws import TransientError
+from stepwise.errors import BadRequest, StepwiseError, TooManyRuns, Unauthorized, Unavailable
 from stepwise.limits import parse_json_body
 from stepwise.observability import logger
 
@@ -49,6 +51,9 @@ VERSION = "1.0.0"
 ROUTERS = (executions, finding, workflows, agents, schedules, pages)
 # Powertools documents these for its own validation answer (422), which this API never gives.
 UNUSED_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
+# A 503 (AWS refused a call for now) says when to try again.
+RETRY_AFTER_SECONDS = 1
+BUSY = "The service is busy (AWS refused a call for now); try again in a moment"
 
 
 class StepwiseResolver(APIGatewayHttpResolver):
@@ -146,6 +151,8 @@ def _error_answer(error: StepwiseError) -> Response[Any]:
         headers = {"www-authenticate": challenge}
     elif isinstance(error, TooManyRuns):
         headers = {"retry-after": str(error.retry_after)}
+    elif isinstance(error, Unavailable):
+        headers = {"retry-after": str(RETRY_AFTER_SECONDS)}
     return _json(HTTPStatus(error.status_code), {"success": False, "error": error.message}, headers)
 
 
@@ -187,6 +194,10 @@ def _map_errors(app: StepwiseResolver, path_methods: Callable[[], list[tuple[re.
     @app.exception_handler(StepwiseError)
     def _domain_error(error: StepwiseError) -> Response[Any]:
         return refused(error) or _error_answer(error)
+
+    @app.exception_handler(TransientError)
+    def _refused_for_now(error: TransientError) -> Response[Any]:
+        return refused(error) or _error_answer(Unavailable(BUSY))
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(error: RequestValidationError) -> Response[Any]:

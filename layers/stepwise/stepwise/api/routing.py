@@ -60,6 +60,8 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
         404: "No resource with that id",
         409: "The resource's state does not allow it",
         500: "Unexpected error (the detail is only in the logs)",
+        503: "AWS refused a call for now (throttled): try again after Retry-After seconds; a change may have been "
+        "made already (a start retried with the same Idempotency-Key is still one execution)",
     }.items()
 }
 # For the routes whose change waits on another AWS service that may refuse it for now (a retry may work).

@@ -15,7 +15,9 @@ an execution whose run was lost. Either way the step finds the node run claimed 
 
 The invocation that holds a claim checks, every half second while its call waits, that the node run is still
 its own (:func:`owns`): superseded (taken over, canceled, the run moved on), it stops calling out and its result
-is dropped.
+is dropped. One that stops before its node run ended, with nothing in flight (an AWS call of the step refused for
+now: the state machine runs the step again), lets the run go first (:func:`release`): the next step takes it over
+at once instead of waiting for the claim to lapse.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Literal
 
-from stepwise.clock import iso, now, parse_iso
+from stepwise.aws import TransientError
+from stepwise.clock import iso, now, now_iso, parse_iso
 from stepwise.models.records import ActiveNode, Control, Group
-from stepwise.service.history import tail_of
+from stepwise.service.history import Change, event, record_change, tail_of
 from stepwise.store import Store
 
 # How often a step that found a node run claimed by another invocation looks at the log again.
@@ -40,6 +43,9 @@ INVOCATION_SECONDS = 330.0
 # A waiting step hands over to a fresh invocation this long before its own time is up.
 HAND_OVER_MS = 10_000
 TAKEN_OVER = "the invocation that ran this node stopped before its call ended: the same run is made again"
+RELEASED = "an AWS call of this step was refused for now; the step is run again and makes this run again"
+# A release is itself a write AWS may refuse for now: tried this many times (then the claim lapses on its own).
+RELEASE_TRIES = 3
 
 Settled = Literal["take over", "step again"]
 TAKE_OVER: Settled = "take over"
@@ -93,3 +99,27 @@ def settle(
             return STEP_AGAIN
         time.sleep(POLL_SECONDS)
         tail = tail_of(store, execution_id)
+
+
+def release(store: Store, execution_id: str, run: int, claim: str) -> bool:
+    """Let go of node run ``run``, held under ``claim`` by this invocation, which stops before the run ended with
+    nothing in flight: its claim lapses now (a warning in the node's log says why), so the next step takes the run
+    over at once. False when the run was not held under ``claim`` any more, or the release was not written (best
+    effort: the claim then lapses at its ``claimUntil``)."""
+
+    def decide(tail: Group) -> Change | None:
+        control = tail.control
+        if not owns(control, run, claim) or control.activeNode is None:
+            return None
+        active = control.activeNode
+        line = event("log", nodeId=active.nodeId, run=run, level="warning", message=RELEASED)
+        return Change([line], updates={"activeNode": active.model_copy(update={"claimUntil": now_iso()})})
+
+    for attempt in range(RELEASE_TRIES):
+        try:
+            _, decided = record_change(store, execution_id, decide, repair=False)
+        except TransientError:
+            time.sleep(0.2 * 2**attempt)
+            continue
+        return decided is not None
+    return False

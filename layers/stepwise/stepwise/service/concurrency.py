@@ -132,8 +132,9 @@ def start_new(
     owner: str,
     first: list[Event],
     control: Control,
-) -> bool:
-    """Record a new execution holding its slots (True: start its run now), or waiting in its owner's queue (False).
+) -> tuple[Group, bool]:
+    """Append a new execution's first group holding its slots (True: start its run now), or waiting in its
+    owner's queue (False); the caller projects the group.
 
     ``TooManyRuns`` when the workflow's own limit is full and says ``reject``; ``SeqTaken`` when the execution
     was recorded already.
@@ -141,8 +142,7 @@ def start_new(
     slots = slots_for(limits, owner, workflow.id, workflow.concurrency)
     started = first[0]
     try:
-        store.commit(execution_id, None, first, control.model_copy(update={"slots": slots}))
-        return True
+        return store.append(execution_id, None, first, control.model_copy(update={"slots": slots})), True
     except LimitReached as full:
         counter = _held_by(store, slots, full)
         _refuse_if_rejecting(workflow.id, workflow.concurrency, counter, "start it again")
@@ -150,9 +150,9 @@ def start_new(
             owner, execution_id, workflow.id, slots, counter, at=started.at, state_machine_arn=limits.state_machine_arn
         )
         queued = event("execution.queued", at=started.at, limit=spot.limit, concurrency=slots[counter])
-        store.commit(execution_id, None, [*first, queued], control.model_copy(update={"queued": spot}))
+        group = store.append(execution_id, None, [*first, queued], control.model_copy(update={"queued": spot}))
     _wake_if_room(store, limits, owner, slots)
-    return False
+    return group, False
 
 
 def _wake_if_room(store: Store, limits: Limits, owner: str, slots: dict[str, int]) -> None:

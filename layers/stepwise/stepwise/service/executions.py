@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any
 
 from stepwise import ids, limits, stepfunctions
+from stepwise.aws import TransientError
 from stepwise.clock import iso
 from stepwise.errors import (
     BadRequest,
@@ -33,6 +34,7 @@ from stepwise.models.events import Actor, Event, ValueRef
 from stepwise.models.execution import TERMINAL_STATES, ExecutionSummary, RerunOf
 from stepwise.models.records import Control, ExecutionRecord, Group
 from stepwise.models.workflow import WorkflowView
+from stepwise.observability import logger
 from stepwise.service import concurrency, workflows
 from stepwise.service.history import Change, actor, approving, ending, event, record_change, resumed_event
 from stepwise.service.paging import callers_cursor
@@ -46,6 +48,12 @@ PAUSABLE = ("PENDING", "RUNNING")
 # A resume that lands between a pause's group and its task token on the execution item waits this long for it.
 TOKEN_WAIT_SECONDS = 2.0
 REUSED_KEY = "Idempotency-Key was already used for a start with different variables; use a new key"
+START_DELAYED = (
+    "Step Functions did not take the start for now (throttled); the execution stays PENDING until the reconciler "
+    "starts it (within a few minutes)"
+)
+# A new execution's item is written again after these pauses (seconds) when AWS refuses it for now.
+PROJECT_FIRST_PAUSES = (0.1, 0.3, 0.9)
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
@@ -107,7 +115,8 @@ def launch(
 
     The record is the first group of its log (``execution.started``, with the variables), then its projections.
     ``execution_id`` makes the start idempotent (a scheduled tick delivered twice starts one run). If Step
-    Functions refuses, the record ends FAILED with the reason and ``StartFailed`` is raised. ``ExecutionExists``
+    Functions refuses, the record ends FAILED with the reason and ``StartFailed`` is raised; if it does not take the
+    start for now (throttled), the execution stays PENDING and the reconciler starts it. ``ExecutionExists``
     when another start with the same ``execution_id`` recorded it first. ``beginning``: a rerun, which begins
     elsewhere than at the first node. Over a concurrency limit, the execution waits in its owner's queue (no run
     is started) or, for a workflow that rejects, ``TooManyRuns``.
@@ -149,20 +158,44 @@ def launch(
     )
     try:
         first = [started, *(beginning.events if beginning else ())]
-        admitted = concurrency.start_new(store, runs.limits(), workflow, execution_id, owner, first, control)
+        group, admitted = concurrency.start_new(store, runs.limits(), workflow, execution_id, owner, first, control)
     except SeqTaken as error:
         raise ExecutionExists(execution_id) from error
+    _project_first(store, execution_id, group)
     if admitted:
         _start_state_machine(store, runs, workflow, execution_id)
     return execution_id
 
 
+def _project_first(store: Store, execution_id: str, first: Group) -> None:
+    """Write the new execution's item and variables, trying again a few times when AWS refuses it for now.
+
+    They are what lists it (and what the reconciler finds it by): written later by whoever reads it by id, but a
+    start answered with an error leaves nobody who knows the id unless it was keyed.
+    """
+    for pause in (*PROJECT_FIRST_PAUSES, None):
+        try:
+            store.project(execution_id, first)
+            return
+        except TransientError:
+            if pause is None:
+                raise
+            time.sleep(pause)
+
+
 def _start_state_machine(
     store: Store, runs: Runs, workflow: WorkflowView, execution_id: str, restarts: int = 0
 ) -> None:
-    """Start the run; if Step Functions refuses, the record ends FAILED with the reason (never PENDING forever)."""
+    """Start the run; if Step Functions refuses, the record ends FAILED with the reason (never PENDING forever).
+
+    When it did not take the start for now (throttled, or no answer), the execution stays PENDING, a warning in its
+    log says so, and the reconciler starts it once its grace period is over (or finds it started after all).
+    """
     try:
         stepfunctions.start(runs.state_machine_arn, stepfunctions.run_name(execution_id, restarts))
+    except stepfunctions.StartDelayed as error:
+        logger.warning("StartExecution delayed; the reconciler starts the run", extra={"error": str(error)})
+        _note_start_delayed(store, execution_id)
     except stepfunctions.StartRefused as error:
         reason = f"Execution could not be started: {error}"
 
@@ -173,6 +206,18 @@ def _start_state_machine(
 
         record_change(store, execution_id, decide, repair=False)
         raise StartFailed(f"Execution {execution_id} could not be started; it is recorded as FAILED") from error
+
+
+def _note_start_delayed(store: Store, execution_id: str) -> None:
+    """A warning in the log of an execution whose run did not start yet (for watchers: the reconciler needs none)."""
+
+    def decide(tail: Group) -> Change | None:
+        if tail.control.state != "PENDING":
+            return None
+        return Change([event("log", level="warning", message=START_DELAYED)])
+
+    with contextlib.suppress(TransientError):
+        record_change(store, execution_id, decide, repair=False)
 
 
 @cache

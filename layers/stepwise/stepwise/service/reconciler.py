@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stepwise import stepfunctions
+from stepwise.aws import TransientError
 from stepwise.clock import now as wall_clock
 from stepwise.clock import parse_iso
 from stepwise.models.records import Group
@@ -95,7 +96,8 @@ def reconcile(
             done.examined += 1
             try:
                 outcome = _reconcile_one(store, reconciling, execution_id, moment)
-            except stepfunctions.StepFunctionsError as error:
+            except (stepfunctions.StepFunctionsError, TransientError) as error:
+                # Refused for now (or Step Functions could not say): the next pass looks at it again.
                 logger.warning(f"reconciler: {execution_id} skipped: {error}", extra={"execution_id": execution_id})
                 continue
             if outcome == "restarted":

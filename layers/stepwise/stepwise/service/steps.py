@@ -14,6 +14,7 @@ it; otherwise the result is discarded (a cancel won, or a retried invocation of 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from stepwise import limits, secrets
+from stepwise.aws import TransientError
 from stepwise.clock import parse_iso
 from stepwise.interpolation import InterpolationError
 from stepwise.models.events import ALL_SET, Event
@@ -90,6 +92,24 @@ def _output_from(outcome: Outcome) -> str | None:
     if outcome.set_variables and outcome.output is outcome.set_variables:
         return ALL_SET
     return next((name for name, value in outcome.set_variables.items() if value is outcome.output), None)
+
+
+def _letting_go_when_refused(
+    run_node: Callable[[NodeStep, NodeDefinition, int, str], Answer],
+) -> Callable[[NodeStep, NodeDefinition, int, str], Answer]:
+    """``run_node`` that, when an AWS call refused for now stops it (the state machine runs the step again), lets go
+    of the node run it holds, so the next step takes it over at once rather than when the claim would lapse."""
+
+    @functools.wraps(run_node)
+    def running(step: NodeStep, node: NodeDefinition, run: int, started_at: str) -> Answer:
+        try:
+            return run_node(step, node, run, started_at)
+        except TransientError:
+            if step.claim_id:
+                claims.release(step.store, step.execution_id, run, step.claim_id)
+            raise
+
+    return running
 
 
 class NodeStep:
@@ -183,7 +203,14 @@ class NodeStep:
     def flush_logs(self) -> None:
         """Append the lines logged so far (a slow call's attempts show while it waits)."""
         lines = self.take_logs()
-        if lines and not self.append(lines):
+        try:
+            appended = not lines or self.append(lines)
+        except TransientError:
+            # Not written (a group of log lines alone has nothing to project): they go with the next group.
+            with self.pending_lock:
+                self.pending[:0] = lines
+            return
+        if not appended:
             raise Discarded
 
     # --- running ---------------------------------------------------------------------------------
@@ -211,9 +238,14 @@ class NodeStep:
         fields: dict[str, Any] = {"claim": self.claim_id, "claimUntil": until}
         if started_at is not None:
             fields["startedAt"] = started_at
-        self.claimed = self.append([event("node.started", nodeId=node.id, run=run, **fields), *self.take_logs()])
+        try:
+            self.claimed = self.append([event("node.started", nodeId=node.id, run=run, **fields), *self.take_logs()])
+        except TransientError:
+            claims.release(self.store, self.execution_id, run, self.claim_id)  # in, with only its projection refused?
+            raise
         return self.claimed
 
+    @_letting_go_when_refused
     def run_node(self, node: NodeDefinition, run: int, started_at: str) -> Answer:
         node_type = REGISTRY[node.type]
         begun = time.monotonic()
@@ -225,6 +257,8 @@ class NodeStep:
                 outcome = node_type.run(config, self.context(node, run, lambda: False))
         except Discarded:
             return self.discard(node, run, started_at)
+        except TransientError:
+            raise  # AWS refused a call for now: not the node's failure (see _letting_go_when_refused)
         except (NodeFailed, InterpolationError) as error:
             return self.fail(node, run, started_at, str(error))
         except Exception as error:
@@ -262,7 +296,10 @@ class NodeStep:
                     waited = 0.0
                 # The poll reads only the newest group: one small item (the claim's, or a log flush's, or a
                 # cancel's), whatever the variables weigh. The run must still be this invocation's own.
-                newest = self.store.tail(self.execution_id)
+                try:
+                    newest = self.store.tail(self.execution_id)
+                except TransientError:
+                    continue  # a look AWS refused for now: the next one, half a second on, tells
                 if newest is None or not claims.owns(newest.control, run, self.claim_id):
                     raise Discarded
                 if self.time_left_ms and self.time_left_ms() < TIME_MARGIN_MS:

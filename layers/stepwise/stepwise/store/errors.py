@@ -1,15 +1,18 @@
 """The store's own errors: what went wrong in DynamoDB, in storage terms.
 
 They say nothing about HTTP: the services decide what a failed condition or an unreadable cursor means to
-a caller (a 409, a 400, a duplicate tick) and raise a domain error (``stepwise.errors``). A throttle or any
-other fault stays a ``StorageError``: the API answers a generic 500, and a node runner step that meets one
-fails like any other error of the step (the state machine's Catch records it).
+a caller (a 409, a 400, a duplicate tick) and raise a domain error (``stepwise.errors``). A throttle, or a
+table that could not be reached, is also a :class:`stepwise.aws.TransientError`: the API answers 503 and a
+node runner step that meets one is run again by the state machine. Any other fault stays a ``StorageError``:
+the API answers a generic 500, and a step that meets one fails (the state machine's Catch records it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from stepwise.aws import TransientError
 
 
 class StorageError(Exception):
@@ -35,8 +38,12 @@ class ConditionFailed(StorageError):
         self.reasons = reasons
 
 
-class Throttled(StorageError):
+class Throttled(StorageError, TransientError):
     """DynamoDB refused the call for now (throughput or request rate), after the client's own retries."""
+
+
+class Unreachable(StorageError, TransientError):
+    """DynamoDB did not answer (a connection error or a timeout): a write may or may not have been made."""
 
 
 class ValidationFailed(StorageError):

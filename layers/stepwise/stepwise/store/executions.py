@@ -250,16 +250,17 @@ class ExecutionStore(HistoryStore, ValueStore):
         except ConditionFailed:
             return  # a later group's projection is there already (or the summary's own is still missing)
 
-    def keep_task_token(self, execution_id: str, task_token: str) -> bool:
-        """Keep a newer token while the execution is PAUSED (a retried pause task); False when it is not."""
+    def keep_task_token(self, execution_id: str, task_token: str, *, seq: int) -> bool:
+        """Keep a newer token of the pause that group ``seq`` of the log holds (a retried pause task), unless the item
+        shows a later group already (resumed or canceled since: no token then); False when it does."""
         try:
             self.update(
                 execution_key(execution_id),
                 EXECUTION,
                 expression="SET taskToken = :token",
-                condition="#state = :paused",
+                condition="#state = :paused AND seq <= :seq",
                 names=_STATE,
-                values={":token": task_token, ":paused": "PAUSED"},
+                values={":token": task_token, ":paused": "PAUSED", ":seq": seq},
             )
         except ConditionFailed:
             return False

@@ -25,6 +25,7 @@ from stepwise.store.errors import (
     ItemTooLarge,
     StorageError,
     Throttled,
+    Unreachable,
     ValidationFailed,
 )
 from stepwise.store.listings import Listing
@@ -109,7 +110,7 @@ def _storage_call() -> Iterator[None]:
     except ClientError as error:
         raise _translated(error) from error
     except BotoCoreError as error:
-        raise StorageError(f"DynamoDB could not be reached: {error}") from error
+        raise Unreachable(f"DynamoDB could not be reached: {error}") from error
 
 
 class Table:
