@@ -157,6 +157,10 @@ class Driven:
     resumes: int = 0  # resumes answered 200
     seen_terminal: str | None = None
     problems: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # the API's answers to its changes other than 200, last ones
+
+    def refused(self, what: str, answer: requests.Response) -> None:
+        self.refusals = [*self.refusals[-4:], f"{what} {answer.status_code}: {answer.text[:300]}"]
 
 
 def draw_plans(rng: random.Random) -> list[Plan]:
@@ -224,8 +228,10 @@ def drive(client: Client, workflows: dict[str, str], plan: Plan, seed: int, bega
                 answer = client.call("POST", f"{path}/resume")
                 if answer.status_code == 200:
                     driven.resumes += 1
-                elif answer.status_code != 409:
-                    driven.problems.append(f"resume answered {answer.status_code}: {answer.text}")
+                else:
+                    driven.refused("resume", answer)
+                    if answer.status_code != 409:
+                        driven.problems.append(f"resume answered {answer.status_code}: {answer.text}")
                 # A 409 ("is pausing; resume it in a moment", "no longer waits", resumed by an earlier try whose
                 # answer was lost): if it is still PAUSED half a second on, resume it again.
                 paused_since, plan.resume_hold = None, 0.5
@@ -234,6 +240,7 @@ def drive(client: Client, workflows: dict[str, str], plan: Plan, seed: int, bega
             paused_since = None
         time.sleep(POLL_SECONDS * random.uniform(0.6, 1.4))
     driven.problems.append(f"still {state} after the deadline: {json.dumps(execution)[:2000]}")
+    driven.problems += driven.refusals
     return driven
 
 
@@ -307,6 +314,32 @@ def check_calls(
         if len(keys) > 1:
             problems.append(f"node {node_id} of {execution_id} (one run) was called with keys {sorted(keys)}")
     return problems, dict(repeats)
+
+
+def step_functions_runs(stack: Stack, execution_id: str) -> list[str]:
+    """What Step Functions says of an execution's runs (their status, and the last states each entered): for a
+    report on an execution that did not end."""
+    import boto3
+
+    sfn = boto3.client(
+        "stepfunctions",
+        endpoint_url=f"http://127.0.0.1:{stack.aws_port}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    seen = []
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        for run in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]:
+            if not run["name"].startswith(execution_id):
+                continue
+            history = sfn.get_execution_history(executionArn=run["executionArn"], reverseOrder=True, maxResults=12)
+            last = [
+                event["type"] + ":" + event.get("stateEnteredEventDetails", {}).get("name", "")
+                for event in history["events"]
+            ]
+            seen.append(f"run {run['name']} {run['status']}; its last events, newest first: {last}")
+    return seen or ["no Step Functions run"]
 
 
 def injected_faults(output: str) -> dict[str, int]:
@@ -400,6 +433,8 @@ def test_chaos(stack: Stack, tmp_path: Path) -> None:
     for each in driven:
         if each.execution_id:
             problems[f"#{each.plan.index} {each.execution_id}"] += check_log(each, logs[each.execution_id])
+        if each.execution_id and each.seen_terminal is None:
+            problems[f"#{each.plan.index} {each.execution_id}"] += step_functions_runs(stack, each.execution_id)
     call_problems, repeats = check_calls(calls, logs)
 
     ends = Counter(

@@ -256,3 +256,36 @@ def test_a_pause_task_run_again_after_a_throttled_write_keeps_its_token_whatever
     record = store.get_execution(execution_id)
     assert record is not None
     assert (record.state, record.taskToken) == ("PAUSED", "token-2")
+
+
+def test_a_pause_keeps_its_token_when_a_reader_projected_the_pause_first(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepwise import wiring
+    from stepwise.service import runner
+    from stepwise.store.history import HistoryStore
+
+    approve = {"id": "approve", "type": "approval", "config": {}}
+    execution_id = pending_execution(api, monkeypatch, {"name": "t", "nodes": [approve]})
+    wired = wiring.node_runner()
+    store = wired.store
+    runner.start(store, execution_id)
+    assert runner.step(store, wired.step_limits, execution_id)["status"] == "pause"
+
+    # Given a reader (a GET) that projects the newest group, which has no token, just after the pause appended it
+    real_append = HistoryStore.append
+
+    def read_at_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+        group = real_append(self, *args, **kwargs)
+        self.project(execution_id, group)
+        return group
+
+    monkeypatch.setattr(HistoryStore, "append", read_at_once)
+
+    # When the pause task records the pause
+    runner.pause(store, execution_id, "token-1")
+
+    # Then the item holds its token all the same (a resume finds it)
+    record = store.get_execution(execution_id)
+    assert record is not None
+    assert (record.state, record.taskToken) == ("PAUSED", "token-1")

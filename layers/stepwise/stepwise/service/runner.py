@@ -314,10 +314,8 @@ def pause(store: Store, execution_id: str, task_token: str) -> None:
         # Canceled meanwhile: fail this task so the run does not wait for a resume that never comes.
         raise RuntimeError(f"execution {execution_id} is {tail.control.state}; not pausing")
     if decided == "paused":
-        # A retried pause task: the state machine now waits on this newer token. The item may still lag behind the
-        # pause (its projection refused), or a reader may have projected it without the token: project, then keep.
-        store.project(execution_id, tail)
-        store.keep_task_token(execution_id, task_token, seq=tail.last)
+        # A retried pause task: the state machine now waits on this newer token (the pause's projection may lag).
+        store.project(execution_id, tail, task_token=task_token)
     elif decided == "go on":
         # Not paused (a withdrawn pause request, or an approval given already): the task releases itself.
         stepfunctions.resume(task_token, {})

@@ -248,7 +248,10 @@ class ExecutionStore(HistoryStore, ValueStore):
         try:
             self.apply(update)
         except ConditionFailed:
-            return  # a later group's projection is there already (or the summary's own is still missing)
+            # A later group's projection is there already (or the summary's own is still missing); or this group's
+            # own, by a reader, which has no token: the token of the pause goes on all the same.
+            if task_token:
+                self.keep_task_token(execution_id, task_token, seq=group.last)
 
     def keep_task_token(self, execution_id: str, task_token: str, *, seq: int) -> bool:
         """Keep a newer token of the pause that group ``seq`` of the log holds (a retried pause task), unless the item
