@@ -674,7 +674,7 @@ def test_the_openapi_document_states_the_real_codes_and_the_token(api: Any) -> N
     validate(document)
 
 
-def test_a_start_lost_to_a_network_error_ends_failed_not_pending(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_start_lost_to_a_network_error_stays_pending_and_says_why(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.exceptions import EndpointConnectionError
 
     from stepwise import aws as aws_clients
@@ -684,9 +684,14 @@ def test_a_start_lost_to_a_network_error_ends_failed_not_pending(api: Any, monke
 
     monkeypatch.setattr(aws_clients.stepfunctions(), "start_execution", unreachable)
 
-    execution = start_that_fails(api)
+    # A StartExecution that may not have got through is not a failure of the run: the execution is kept,
+    # PENDING, for the reconciler to start (tests/integration/test_reconciler.py), and its log says so
+    answer = api.post(f"/api/workflows/execute/{create_workflow(api)}")
 
-    assert "Could not connect" in execution["error"]
+    assert answer.status == 202, answer.body
+    execution = api.get(f"/api/workflows/execute/{answer.body['data']['executionId']}").body["data"]
+    assert execution["state"] == "PENDING"
+    assert "the execution stays PENDING until the reconciler starts it" in execution["logs"][-1]["message"]
 
 
 def test_every_documented_answer_is_declared_and_an_error_is_the_envelope(api: Any) -> None:
