@@ -26,6 +26,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from stepwise.local.early_stops import stops_wait_for_the_run
 from stepwise.local.lambda_routing import check_seam, route_lambda_invokes
 from stepwise.local.template import load_template, state_machine_definition
 
@@ -133,6 +134,7 @@ def loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[Loop]:
 
     doubles: dict[str, ScriptedNodeRunner] = {}
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        stops_wait_for_the_run()  # as the local stack's moto (stepwise.local.early_stops)
         role_arn = boto3.client("iam").create_role(
             RoleName="stepwise-local", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
         )["Role"]["Arn"]
@@ -349,7 +351,7 @@ def test_a_step_whose_aws_call_was_throttled_is_retried(loop: Loop) -> None:
 
     # Then the step is run again (not recorded as the execution's failure) and the execution succeeds
     assert described["status"] == "SUCCEEDED"
-    assert double.actions == ["start", "step", "step"]
+    assert double.actions == ["step", "step", "step"]
     assert double.calls[2]["retryCount"] == 1
 
 
@@ -404,3 +406,15 @@ def test_a_direct_invoke_is_routed_and_errors_look_like_lambda_errors(loop: Loop
     assert (error["errorType"], error["errorMessage"]) == ("ValueError", "bad node")
     assert error["stackTrace"]
     assert error["requestId"]
+
+
+def test_a_run_stopped_the_moment_it_started_is_stopped(loop: Loop) -> None:
+    # Given runs whose node runner would wait (a cancel lands right after the start, before the first step)
+    for index in range(10):
+        execution_arn = loop.start(ScriptedNodeRunner(script=[answer("delay", seconds=5)]), f"exe_stopped_{index}")
+
+        # When each is stopped at once, then Step Functions takes the stop (no error from the interpreter)
+        loop.sfn.stop_execution(executionArn=execution_arn, error="stepwise.Canceled", cause="canceled")
+
+        # (moto ends a run stopped in the middle of its first task ABORTED or FAILED; either way it ended)
+        assert loop.wait_until_done(execution_arn)["status"] in ("ABORTED", "FAILED")

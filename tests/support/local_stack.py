@@ -32,12 +32,12 @@ TERMINAL = ("COMPLETED", "FAILED", "CANCELED")
 
 
 def free_port_pair() -> int:
-    """A port p such that p and p + 1 are both free on 127.0.0.1."""
+    """A port p such that p, p + 1 and p + 2 (the API, AWS, the demo agents) are free on 127.0.0.1."""
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = int(probe.getsockname()[1])
-        if port < 65535 and port_is_free(port) and port_is_free(port + 1):
+        if port < 65534 and all(port_is_free(port + offset) for offset in range(3)):
             return port
     raise RuntimeError("no two adjacent free ports")
 
@@ -134,7 +134,16 @@ def start_stack(
     It runs in a session of its own, so a test can kill its whole process group as a crash would.
     ``environment`` adds variables to its environment (a setting of the stack, say).
     """
-    port = port or free_port_pair()
+    if port is None:
+        # Free ports are only free until someone takes them (another worker's servers, outgoing connections):
+        # a start that lost one of its three ports to a race is tried again on others.
+        for _ in range(2):
+            try:
+                return start_stack(directory, *args, port=free_port_pair(), environment=environment)
+            except AssertionError as error:
+                if "already in use" not in str(error) and "is in use" not in str(error):
+                    raise
+        port = free_port_pair()
     environment = environment or {}
     stdout, stderr = directory / "stdout.txt", directory / "stderr.txt"
     with stdout.open("ab") as out, stderr.open("ab") as err:

@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 
+from stepwise.local.early_stops import stops_wait_for_the_run
 from stepwise.local.lambda_routing import FaultDecider, route_lambda_invokes
 from stepwise.local.partition_queries import queries_read_one_partition
 from stepwise.local.template import (
@@ -258,6 +259,7 @@ def provision(project_dir: Path, region: str = "us-east-1", *, allow_private_end
     """Create the template's resources in the active moto and return the functions' environment."""
     serialize_dynamodb()
     cheap_transactions()
+    stops_wait_for_the_run()
     template = load_template(project_dir)
     session = boto3.session.Session(region_name=region)
     dynamodb = session.client("dynamodb")
