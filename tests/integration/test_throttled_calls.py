@@ -117,8 +117,15 @@ def test_a_node_run_whose_recording_was_throttled_is_let_go_and_taken_over_at_on
     wired = wiring.node_runner()
     runner.start(wired.store, execution_id)
 
-    # Given a step that called the agent, whose write of the node's completion is throttled
+    # Given a step that called the agent, whose write of the node's completion is throttled (and its first try to
+    # let the run go too)
     refuse_once(monkeypatch, ExecutionStore, "commit", completing("ask"))
+    releases = refuse_once(
+        monkeypatch,
+        ExecutionStore,
+        "commit",
+        lambda execution_id, after, events, *rest: getattr(events[0], "message", None) == claims.RELEASED,
+    )
     with pytest.raises(TransientError):
         runner.step(wired.store, wired.step_limits, execution_id, lambda: 300_000)
 
@@ -128,6 +135,7 @@ def test_a_node_run_whose_recording_was_throttled_is_let_go_and_taken_over_at_on
 
     # Then it took the node run over at once (the claim was let go, not left to lapse in minutes), calling the agent
     # again with the same Idempotency-Key, and the run completed once
+    assert releases
     assert time.monotonic() - began < 2
     assert answer["status"] == "done"
     keys = [request.header("Idempotency-Key") for request in agent_server.requests]

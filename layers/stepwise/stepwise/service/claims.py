@@ -44,8 +44,9 @@ INVOCATION_SECONDS = 330.0
 HAND_OVER_MS = 10_000
 TAKEN_OVER = "the invocation that ran this node stopped before its call ended: the same run is made again"
 RELEASED = "an AWS call of this step was refused for now; the step is run again and makes this run again"
-# A release is itself a write AWS may refuse for now: tried this many times (then the claim lapses on its own).
-RELEASE_TRIES = 3
+# A release is itself a write AWS may refuse for now: tried this many times, 0.2 s apart and doubling (3 s in all;
+# then the claim lapses on its own).
+RELEASE_TRIES = 5
 
 Settled = Literal["take over", "step again"]
 TAKE_OVER: Settled = "take over"
@@ -116,10 +117,11 @@ def release(store: Store, execution_id: str, run: int, claim: str) -> bool:
         return Change([line], updates={"activeNode": active.model_copy(update={"claimUntil": now_iso()})})
 
     for attempt in range(RELEASE_TRIES):
+        if attempt:
+            time.sleep(0.2 * 2 ** (attempt - 1))
         try:
             _, decided = record_change(store, execution_id, decide, repair=False)
         except TransientError:
-            time.sleep(0.2 * 2**attempt)
             continue
         return decided is not None
     return False
