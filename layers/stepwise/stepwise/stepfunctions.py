@@ -28,8 +28,8 @@ class StartRefused(StepFunctionsError):
 
 
 class StartDelayed(StartRefused, aws.TransientError):
-    """Step Functions did not take the start for now (throttled, after the client's own retries). Nothing failed: a
-    start of the same name later starts it."""
+    """Step Functions did not take the start for now (throttled after the client's own retries, or no answer: it may
+    have started after all). Nothing failed: a start of the same name later starts it, or finds it started."""
 
 
 class Throttled(StepFunctionsError, aws.TransientError):
@@ -87,9 +87,9 @@ def start(state_machine_arn: str, name: str) -> None:
             raise StartDelayed(str(error)) from error
         raise StartRefused(str(error)) from error
     except BotoCoreError as error:
-        # Timeouts, connection errors: the start may or may not have happened; a retry with the same
-        # name finds out (ExecutionAlreadyExists), and the caller records the failure meanwhile.
-        raise StartRefused(str(error)) from error
+        # Timeouts, connection errors: the start may or may not have happened; a start of the same name
+        # later finds out (ExecutionAlreadyExists).
+        raise StartDelayed(str(error)) from error
 
 
 def status(state_machine_arn: str, name: str) -> str | None:

@@ -188,8 +188,8 @@ def _start_state_machine(
 ) -> None:
     """Start the run; if Step Functions refuses, the record ends FAILED with the reason (never PENDING forever).
 
-    When it did not take the start for now (throttled), the execution stays PENDING, a warning in its log says so,
-    and the reconciler starts it once its grace period is over.
+    When it did not take the start for now (throttled, or no answer), the execution stays PENDING, a warning in its
+    log says so, and the reconciler starts it once its grace period is over (or finds it started after all).
     """
     try:
         stepfunctions.start(runs.state_machine_arn, stepfunctions.run_name(execution_id, restarts))
