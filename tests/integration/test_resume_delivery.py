@@ -88,9 +88,9 @@ def test_a_resume_no_task_waits_for_is_refused_and_changes_nothing(
     api: Any, monkeypatch: pytest.MonkeyPatch, code: str, said: str
 ) -> None:
     from stepwise import stepfunctions
-    from stepwise.service import executions
+    from stepwise.service import pausing
 
-    monkeypatch.setattr(executions, "TOKEN_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(pausing, "TOKEN_WAIT_SECONDS", 0.2)
     execution_id = _paused_at_the_approval(api, monkeypatch, "token-1")
 
     # Given Step Functions answers that no task waits on the token any more
@@ -179,7 +179,7 @@ def test_a_pause_task_retried_after_a_resume_approved_releases_itself_and_does_n
 def test_a_resume_the_api_could_not_record_is_recorded_by_the_run_it_resumed(
     api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stepwise.service import executions
+    from stepwise.service import pausing
 
     execution_id = _started(api)
     assert wait_for_state(api, execution_id, {"PAUSED"})["state"] == "PAUSED"
@@ -188,7 +188,7 @@ def test_a_resume_the_api_could_not_record_is_recorded_by_the_run_it_resumed(
     def died(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the API function died here")
 
-    monkeypatch.setattr(executions, "resumed_event", died)
+    monkeypatch.setattr(pausing, "resumed_event", died)
     assert api.post(f"/api/workflows/execute/{execution_id}/resume").status == 500
 
     # Then the state machine's own step records who resumed, and the run goes on to the end

@@ -25,7 +25,7 @@ from stepwise.models.events import EventsPage
 from stepwise.models.execution import ExecutionState, ExecutionSummary, RerunRequest, WorkflowExecution
 from stepwise.models.workflow import StartExecutionRequest
 from stepwise.observability import metrics
-from stepwise.service import executions, reruns, views
+from stepwise.service import executions, pausing, reruns, views
 
 PREFIX = "/api/workflows"
 router = APIGatewayHttpRouter()
@@ -171,7 +171,7 @@ def cancel_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> M
     responses=answers(200, "Pause requested"),
 )
 def pause_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> MessageEnvelope:
-    return MessageEnvelope(message=executions.pause(wired.store, caller, executionId))
+    return MessageEnvelope(message=pausing.pause(wired.store, caller, executionId))
 
 
 @router.post(
@@ -189,7 +189,7 @@ def pause_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> Me
     },
 )
 def resume_execution(executionId: str, caller: CurrentCaller, wired: Wired) -> MessageEnvelope:
-    return MessageEnvelope(message=executions.resume(wired.store, caller, executionId, wired.runs))
+    return MessageEnvelope(message=pausing.resume(wired.store, caller, executionId, wired.runs))
 
 
 @router.get("/<workflowId>/executions", tags=["executions"], responses=answers(200, "A page of executions"))
