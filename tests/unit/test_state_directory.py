@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from stepwise.local.persistence import SERVICES, Journal, StateDirectory, StateError, signed_service
+from stepwise.local.persistence import SERVICES, Journal, signed_service
+from stepwise.local.state_directory import StateDirectory, StateError
 
 SIGNED_DYNAMODB = "AWS4-HMAC-SHA256 Credential=local/20261201/us-east-1/dynamodb/aws4_request, SignedHeaders=host"
 

@@ -55,8 +55,9 @@ from stepwise.local.started import LocalStack
 
 if TYPE_CHECKING:
     from stepwise.local.faults import FaultPlan
-    from stepwise.local.persistence import Journal, Restored, StateDirectory
+    from stepwise.local.persistence import Journal, Restored
     from stepwise.local.routes import Route
+    from stepwise.local.state_directory import StateDirectory
     from stepwise.local.warm_instances import WarmInstances
 
 __all__ = ["DEFAULT_PORT", "LocalStack", "PortInUse", "local_stack", "serve"]
@@ -267,7 +268,7 @@ def serve(
     ``faults`` is a fault plan (:meth:`stepwise.local.faults.FaultPlan.parse`).
     """
     from stepwise.local.faults import FaultPlan, InvalidFaults
-    from stepwise.local.persistence import DEFAULT_DIRECTORY, StateDirectory, StateError
+    from stepwise.local.state_directory import DEFAULT_DIRECTORY, StateDirectory, StateError
 
     started = time.monotonic()
     aws_port = aws_port or port + 1

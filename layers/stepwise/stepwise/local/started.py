@@ -10,8 +10,9 @@ if TYPE_CHECKING:
     from stepwise.local.demo import DemoSeed
     from stepwise.local.faults import FaultInjector
     from stepwise.local.gateway import LocalGateway
-    from stepwise.local.persistence import Restored, StateDirectory
+    from stepwise.local.persistence import Restored
     from stepwise.local.stack import Deployment
+    from stepwise.local.state_directory import StateDirectory
 
 
 @dataclass
