@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -77,6 +78,25 @@ class Idempotency:
 
     table_name: str
     ttl_seconds: int
+
+    def once(self, function: Callable[..., Any], *, key: str, payload: str) -> tuple[Any, Any]:
+        """``function`` behind Powertools idempotency, and its config (for the Lambda context): one answer per
+        value of the ``request`` argument's ``key`` (a JMESPath), a repeat with another ``payload`` refused."""
+        from aws_lambda_powertools.utilities.idempotency import (
+            DynamoDBPersistenceLayer,
+            IdempotencyConfig,
+            idempotent_function,
+        )
+
+        persistence = DynamoDBPersistenceLayer(table_name=self.table_name)
+        config = IdempotencyConfig(
+            event_key_jmespath=key,
+            payload_validation_jmespath=payload,
+            expires_after_seconds=self.ttl_seconds,
+            raise_on_no_idempotency_key=True,
+        )
+        decorate = idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
+        return decorate(function), config
 
 
 @dataclass(frozen=True)
@@ -221,19 +241,6 @@ def _note_start_delayed(store: Store, execution_id: str) -> None:
 @cache
 def _idempotent_launch(idempotency: Idempotency) -> tuple[Any, Any]:
     """``launch`` behind Powertools idempotency: one execution per (owner, workflow, Idempotency-Key)."""
-    from aws_lambda_powertools.utilities.idempotency import (
-        DynamoDBPersistenceLayer,
-        IdempotencyConfig,
-        idempotent_function,
-    )
-
-    persistence = DynamoDBPersistenceLayer(table_name=idempotency.table_name)
-    config = IdempotencyConfig(
-        event_key_jmespath="[owner, workflowId, idempotencyKey]",
-        payload_validation_jmespath="variables",
-        expires_after_seconds=idempotency.ttl_seconds,
-        raise_on_no_idempotency_key=True,
-    )
 
     def start_once(request: dict[str, Any], store: Store, runs: Runs, workflow: WorkflowView) -> dict[str, str]:
         # The id is reserved for the key before the record is written: a retry after this start died between its
@@ -252,8 +259,7 @@ def _idempotent_launch(idempotency: Idempotency) -> tuple[Any, Any]:
             )
         return {"workflowId": workflow.id, "executionId": execution_id}
 
-    decorate = idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
-    return decorate(start_once), config
+    return idempotency.once(start_once, key="[owner, workflowId, idempotencyKey]", payload="variables")
 
 
 def _reserved_id(store: Store, idempotency: Idempotency, request: dict[str, Any]) -> str:

@@ -298,19 +298,6 @@ def _rerun(
 @cache
 def _idempotent_rerun(idempotency: Idempotency) -> tuple[Any, Any]:
     """``_rerun`` behind Powertools idempotency: one rerun per (owner, source, Idempotency-Key)."""
-    from aws_lambda_powertools.utilities.idempotency import (
-        DynamoDBPersistenceLayer,
-        IdempotencyConfig,
-        idempotent_function,
-    )
-
-    persistence = DynamoDBPersistenceLayer(table_name=idempotency.table_name)
-    config = IdempotencyConfig(
-        event_key_jmespath="[owner, executionId, idempotencyKey]",
-        payload_validation_jmespath="body",
-        expires_after_seconds=idempotency.ttl_seconds,
-        raise_on_no_idempotency_key=True,
-    )
 
     def rerun_once(
         request: dict[str, Any], store: Store, runs: Runs, blobs: Blobs, caller: Caller, source: ExecutionRecord
@@ -318,8 +305,7 @@ def _idempotent_rerun(idempotency: Idempotency) -> tuple[Any, Any]:
         body = RerunRequest.model_validate(request["body"])
         return vars(_rerun(store, runs, blobs, caller, source, body))
 
-    decorate = idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
-    return decorate(rerun_once), config
+    return idempotency.once(rerun_once, key="[owner, executionId, idempotencyKey]", payload="body")
 
 
 def rerun(
