@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
-import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -22,7 +20,8 @@ if TYPE_CHECKING:
     from stepwise.local.stack import Deployment
     from stepwise.service.reconciler import Reconciled
 
-log = logging.getLogger(__name__)
+from stepwise.local.repeating import repeating
+
 
 LOCAL_GRACE_SECONDS = 10.0
 DEFAULT_INTERVAL_SECONDS = 3.0
@@ -49,22 +48,8 @@ class ReconcileClock:
 
         return cls(reconcile_once)
 
-    def run_forever(self, stop_event: threading.Event, interval: float = DEFAULT_INTERVAL_SECONDS) -> None:
-        """A pass every ``interval`` seconds until ``stop_event`` is set (the body of a background thread)."""
-        while not stop_event.wait(interval):
-            try:
-                self.reconcile_once()
-            except Exception:  # moto stopping under us, for one: the next pass tries again
-                log.exception("reconciler: pass failed")
-
     @contextlib.contextmanager
     def running(self, interval: float = DEFAULT_INTERVAL_SECONDS) -> Iterator[ReconcileClock]:
-        """Run passes on a daemon thread while the context is open; it stops (and is joined) on exit."""
-        stop = threading.Event()
-        thread = threading.Thread(target=self.run_forever, args=(stop, interval), name="reconciler", daemon=True)
-        thread.start()
-        try:
+        """Run it every ``interval`` seconds on a daemon thread while the context is open (stopped on exit)."""
+        with repeating(self.reconcile_once, interval, "reconciler"):
             yield self
-        finally:
-            stop.set()
-            thread.join(timeout=max(5.0, interval * 2))

@@ -34,6 +34,7 @@ from stepwise import aws
 from stepwise import schedules as scheduler
 from stepwise.clock import now as wall_clock
 from stepwise.errors import InvalidSchedule
+from stepwise.local.repeating import repeating
 from stepwise.schedule_expressions import check_timezone, parse_expression
 
 if TYPE_CHECKING:
@@ -159,22 +160,8 @@ class ScheduleClock:
             delivered.append(event)
         return delivered
 
-    def run_forever(self, stop_event: threading.Event, interval: float = 1.0) -> None:
-        """Tick every ``interval`` seconds until ``stop_event`` is set (the body of a background thread)."""
-        while not stop_event.wait(interval):
-            try:
-                self.tick(self.now())
-            except Exception:  # moto stopping under us, for one: the next tick tries again
-                log.exception("schedule clock: tick failed")
-
     @contextlib.contextmanager
     def running(self, interval: float = 1.0) -> Iterator[ScheduleClock]:
-        """Run the clock on a daemon thread while the context is open; it stops (and is joined) on exit."""
-        stop = threading.Event()
-        thread = threading.Thread(target=self.run_forever, args=(stop, interval), name="schedule-clock", daemon=True)
-        thread.start()
-        try:
+        """Run it every ``interval`` seconds on a daemon thread while the context is open (stopped on exit)."""
+        with repeating(lambda: self.tick(self.now()), interval, "schedule-clock"):
             yield self
-        finally:
-            stop.set()
-            thread.join(timeout=max(5.0, interval * 2))
