@@ -16,11 +16,11 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from stepwise.local.repeating import repeating
+
 if TYPE_CHECKING:
     from stepwise.local.stack import Deployment
     from stepwise.service.reconciler import Reconciled
-
-from stepwise.local.repeating import repeating
 
 
 LOCAL_GRACE_SECONDS = 10.0
